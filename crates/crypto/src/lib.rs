@@ -1,0 +1,1 @@
+//! Keys, envelope encryption, the pgseal value ciphertext format and blind indexes. No I/O.

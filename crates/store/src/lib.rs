@@ -1,0 +1,1 @@
+//! The pgseal schema inside PostgreSQL: migrations, encrypted-column registry, wrapped data keys.

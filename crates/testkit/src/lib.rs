@@ -1,0 +1,1 @@
+//! Test-only: temporary PostgreSQL clusters started from the system's binaries.
