@@ -1,0 +1,1 @@
+//! SQL analysis for encrypted columns.
