@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod columns;
+pub mod init;
+pub mod keygen;
+
+/// A command's failure: the one line printed after `error: `.
+pub type CommandResult = Result<(), String>;
