@@ -1,0 +1,64 @@
+//! The pgseal proxy's connection layer: a PostgreSQL wire-protocol proxy that applications
+//! connect to instead of the server.
+//!
+//! This layer is transparent: every message passes through byte for byte. The encryption of
+//! columns plugs in through [`MessageHook`], which sees each message after the session is ready
+//! ([`Proxy::bind_with_hooks`]).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), pgseal_proxy::ProxyError> {
+//! use pgseal_proxy::{run, ProxyConfig};
+//!
+//! let config = ProxyConfig::new("0.0.0.0:6432".parse().expect("literal"), "db.internal", 5432);
+//! run(config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! # What it does with a connection
+//!
+//! * **Encryption requests**: `SSLRequest` and `GSSENCRequest` are answered `'N'` (no TLS yet):
+//!   `sslmode=prefer` clients continue in plain text, `sslmode=require` clients give up.
+//! * **Startup**: the client's parameters go to the server unchanged. The proxy speaks protocol
+//!   3.0 to the server; a client asking for 3.x, x > 0, or sending `_pq_.` options receives
+//!   `NegotiateProtocolVersion` (newest minor 0) from the proxy, as PostgreSQL 15 would answer.
+//! * **Authentication** is relayed verbatim both ways (trust, cleartext password, md5,
+//!   SCRAM-SHA-256); nothing from it is logged or kept, and no hook sees it.
+//! * **Cancellation**: clients receive a random `BackendKeyData` made by the proxy; a
+//!   `CancelRequest` with it is re-sent to the server with the server's key. The server's key
+//!   never reaches the client, and the mapping survives a future change to pooled server
+//!   connections.
+//! * **Messages** are framed with [`pgseal_wire::decode_frame`] and forwarded in batches:
+//!   whatever whole messages one read delivered, written with one `write_all` before the next
+//!   read. Memory per connection is bounded by [`ProxyConfig::max_message_len`] plus a read
+//!   chunk; rows stream through as they arrive. A malformed or oversized client message ends
+//!   that client's connection with `FATAL 08P01`.
+//! * **Session state** ([`SessionState`]): the server's `ParameterStatus` values, the
+//!   transaction status, the startup parameters.
+//! * **Isolation**: each connection is a task; a failure or panic in one never affects another
+//!   or the listener.
+//! * **Logging** (`tracing`): connections opened and closed with peer address and duration,
+//!   and errors. Never message contents, SQL text, parameters or passwords.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod cancel;
+mod config;
+mod connection;
+mod error;
+mod framed;
+mod server;
+mod session;
+
+pub use config::{
+    ProxyConfig, DEFAULT_MAX_MESSAGE_LEN, MAX_MESSAGE_LEN_LIMIT, MAX_STARTUP_PACKET_LEN,
+    MIN_MESSAGE_LEN_LIMIT,
+};
+pub use error::ProxyError;
+pub use server::{run, Proxy};
+pub use session::{
+    BackendVerdict, FrontendVerdict, HookFactory, MessageHook, PassThrough, SessionState,
+};
+
+/// Re-exported so hooks can name frames and errors without depending on `pgseal-wire`
+/// themselves.
+pub use pgseal_wire;
