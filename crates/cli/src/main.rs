@@ -30,10 +30,20 @@ enum Command {
     Init(commands::init::Args),
     /// List every encrypted column with its type, search capability and data key versions.
     Columns(commands::columns::Args),
+    /// Start a throwaway local PostgreSQL with pgseal, a development key and sample encrypted
+    /// data; Ctrl-C stops and removes it all.
+    Dev(commands::dev::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGSEAL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,6 +59,7 @@ fn main() -> ExitCode {
             Command::Keygen => commands::keygen::run(),
             Command::Init(args) => commands::init::run(args).await,
             Command::Columns(args) => commands::columns::run(args).await,
+            Command::Dev(args) => commands::dev::run(args).await,
         }
     });
     match result {

@@ -69,7 +69,11 @@ pub enum Error {
         schemas: String,
     },
     /// A value of one type given for a column of another.
-    #[error("column {column} holds {expected} values, not {found}: convert the value first")]
+    #[error(
+        "column {column} holds {} values, not {}: convert the value first",
+        expected.sql_name(),
+        found.sql_name()
+    )]
     WrongType {
         /// `schema.table.column`.
         column: String,

@@ -334,7 +334,8 @@ impl Keyring {
     }
 
     /// Finds a column by `table` or `schema.table`, and column name. An unqualified table name
-    /// must be unambiguous among the encrypted tables.
+    /// found in several schemas means the one in `public` (PostgreSQL's default search_path);
+    /// without one it is ambiguous.
     pub fn column(&self, table: &str, column: &str) -> Result<&SealedColumn, Error> {
         let (schema, table_name) = match table.split_once('.') {
             Some((schema, name)) => (Some(schema), name),
@@ -349,10 +350,17 @@ impl Keyring {
                     && schema.is_none_or(|s| c.column.schema == s)
             })
             .collect();
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => Err(Error::UnknownColumn(format!("{table}.{column}"))),
-            many => Err(Error::AmbiguousTable {
+        // Several schemas have the table: an unqualified name means `public`, as under
+        // PostgreSQL's default search_path; without a `public` one it is ambiguous.
+        let public = matches
+            .iter()
+            .copied()
+            .find(|c| schema.is_none() && c.column.schema == "public");
+        match (matches.as_slice(), public) {
+            ([one], _) => Ok(one),
+            ([], _) => Err(Error::UnknownColumn(format!("{table}.{column}"))),
+            (_, Some(public)) => Ok(public),
+            (many, None) => Err(Error::AmbiguousTable {
                 table: table.to_owned(),
                 schemas: many
                     .iter()

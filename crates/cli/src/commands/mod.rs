@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod columns;
+pub mod dev;
 pub mod init;
 pub mod keygen;
 
