@@ -9,7 +9,8 @@
 //! The table declares its sensitive columns with pgseal domain types; the database only ever
 //! receives ciphertext, and rejects plaintext written to those columns by any other path.
 
-use pgseal::{init, load_master_keys_from_env, AuditLog, Ciphertext, Sealer, Value};
+use pgseal::value::{format_text, parse_text, SessionSettings};
+use pgseal::{init, load_master_keys_from_env, AuditLog, Ciphertext, LogicalType, Sealer, Value};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,8 +41,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Sealer::from_env creates the keys of the columns just declared.
     let sealer = Sealer::from_env(&mut client).await?;
-    let date = Value::Date(9_131); // days since 2000-01-01: 2025-01-01
-    let time = Value::Time((14 * 3600 + 30 * 60) * 1_000_000); // 14:30
+    // Values as a form would deliver them, parsed exactly as PostgreSQL would parse them.
+    let session = SessionSettings::default();
+    let date = parse_text(LogicalType::Date, "1990-04-12", &session)?;
+    let time = parse_text(LogicalType::Time, "14:30", &session)?;
     let place = Value::Text("Lyon, France".to_owned());
     let row = client
         .query_one(
@@ -68,14 +71,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opened_date = sealer.open("birth_charts", "birth_date", &row.get(1))?;
     let opened_time = sealer.open("birth_charts", "birth_time", &row.get(2))?;
     let opened_place = sealer.open("birth_charts", "birth_place", &stored)?;
-    assert_eq!((&opened_date, &opened_time, &opened_place), (&date, &time, &place));
+    assert_eq!(
+        (&opened_date, &opened_time, &opened_place),
+        (&date, &time, &place)
+    );
 
-    let session = pgseal::value::SessionSettings::default();
     println!(
         "{name}: born {} at {} in {} (stored as {} bytes of ciphertext)",
-        pgseal::value::format_text(&opened_date, &session),
-        pgseal::value::format_text(&opened_time, &session),
-        pgseal::value::format_text(&opened_place, &session),
+        format_text(&opened_date, &session),
+        format_text(&opened_time, &session),
+        format_text(&opened_place, &session),
         stored.as_bytes().len()
     );
     Ok(())

@@ -12,9 +12,7 @@ use pgseal_crypto::{
     DataKey, DataKeyId, IndexKeys, KeyPurpose, KeyState as CipherKeyState, MasterKeyring,
     Normalization,
 };
-use pgseal_store::{
-    EncryptedColumn, IndexNormalization, KeyState, NewDataKey, StoredDataKey,
-};
+use pgseal_store::{EncryptedColumn, IndexNormalization, KeyState, NewDataKey, StoredDataKey};
 use tokio_postgres::Client;
 
 use crate::Error;
@@ -60,7 +58,9 @@ fn purpose_name(purpose: KeyPurpose) -> &'static str {
 
 /// Name of the connected database (for messages and audit records).
 pub async fn current_database(client: &Client) -> Result<String, Error> {
-    let row = client.query_one("SELECT current_database()::text", &[]).await?;
+    let row = client
+        .query_one("SELECT current_database()::text", &[])
+        .await?;
     Ok(row.get(0))
 }
 
@@ -107,8 +107,7 @@ pub async fn ensure_data_keys(
             if has_active {
                 continue;
             }
-            let version =
-                pgseal_store::next_key_version(&tx, column_id, purpose.as_u8()).await?;
+            let version = pgseal_store::next_key_version(&tx, column_id, purpose.as_u8()).await?;
             let id = DataKeyId {
                 column_id,
                 purpose,

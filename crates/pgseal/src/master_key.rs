@@ -64,7 +64,9 @@ pub fn load_master_keys_from_env() -> Result<LoadedMasterKeys, Error> {
 ///
 /// Refuses, naming the variable: neither variable set, both set, an unreadable file, text that is
 /// not standard base64, a key of the wrong length, and an all-zero key.
-pub fn load_master_keys(lookup: impl Fn(&str) -> Option<String>) -> Result<LoadedMasterKeys, Error> {
+pub fn load_master_keys(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<LoadedMasterKeys, Error> {
     let direct = lookup(MASTER_KEY_VAR).map(Zeroizing::new);
     let file = lookup(MASTER_KEY_FILE_VAR).filter(|path| !path.is_empty());
     let (current, source) = match (direct, file) {
@@ -146,7 +148,10 @@ mod tests {
         let old = MasterKey::generate();
         let loaded = load_master_keys(env(&[
             (MASTER_KEY_VAR, &current.expose_base64()),
-            (PREVIOUS_MASTER_KEYS_VAR, &format!("{}, ", &*old.expose_base64())),
+            (
+                PREVIOUS_MASTER_KEYS_VAR,
+                &format!("{}, ", &*old.expose_base64()),
+            ),
         ]))
         .expect("valid keys load");
         assert_eq!(loaded.fingerprint(), current.fingerprint());
@@ -189,7 +194,10 @@ mod tests {
             (MASTER_KEY_VAR, &good.expose_base64()),
             (PREVIOUS_MASTER_KEYS_VAR, "nope"),
         ])));
-        assert!(bad_previous.contains(PREVIOUS_MASTER_KEYS_VAR), "{bad_previous}");
+        assert!(
+            bad_previous.contains(PREVIOUS_MASTER_KEYS_VAR),
+            "{bad_previous}"
+        );
 
         let both = message(load_master_keys(env(&[
             (MASTER_KEY_VAR, &good.expose_base64()),
@@ -201,7 +209,10 @@ mod tests {
             MASTER_KEY_FILE_VAR,
             "/nonexistent/pgseal.key",
         )])));
-        assert!(unreadable.contains("/nonexistent/pgseal.key"), "{unreadable}");
+        assert!(
+            unreadable.contains("/nonexistent/pgseal.key"),
+            "{unreadable}"
+        );
     }
 
     #[test]

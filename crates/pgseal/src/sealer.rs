@@ -71,7 +71,12 @@ impl Sealer {
         &self.keyring
     }
 
-    fn typed_column(&self, table: &str, column: &str, value: &Value) -> Result<&SealedColumn, Error> {
+    fn typed_column(
+        &self,
+        table: &str,
+        column: &str,
+        value: &Value,
+    ) -> Result<&SealedColumn, Error> {
         let sealed = self.keyring.column(table, column)?;
         let expected = sealed.column.domain.logical_type;
         if value.logical_type() != expected {
@@ -114,7 +119,9 @@ impl Sealer {
         // returned Vec costs more than the decryption for large values).
         sealed
             .cipher
-            .open_with(ciphertext.as_bytes(), |plaintext| decode_canonical(ty, plaintext))
+            .open_with(ciphertext.as_bytes(), |plaintext| {
+                decode_canonical(ty, plaintext)
+            })
             .map_err(|source| Error::Crypto {
                 column: name(),
                 source,
@@ -137,7 +144,12 @@ impl Sealer {
 
     /// Blind indexes of `value` for an equality lookup on a searchable column, one per index key
     /// version in use: compare with `pgseal.blind_index(column) = ANY($1)`.
-    pub fn search_terms(&self, table: &str, column: &str, value: &Value) -> Result<Vec<Vec<u8>>, Error> {
+    pub fn search_terms(
+        &self,
+        table: &str,
+        column: &str,
+        value: &Value,
+    ) -> Result<Vec<Vec<u8>>, Error> {
         let sealed = self.typed_column(table, column, value)?;
         if !sealed.cipher.is_searchable() {
             return Err(Error::Config(format!(

@@ -1,7 +1,9 @@
 //! The in-process library against a real PostgreSQL: every type round-trips through the
 //! database, and every misuse fails with its own error.
 
-use pgseal::{init, AuditLog, Ciphertext, Error, LogicalType, MasterKey, MasterKeyring, Sealer, Value};
+use pgseal::{
+    init, AuditLog, Ciphertext, Error, LogicalType, MasterKey, MasterKeyring, Sealer, Value,
+};
 use pgseal_testkit::{TestCluster, TestDatabase};
 use tokio_postgres::Client;
 
@@ -60,16 +62,28 @@ fn samples() -> Vec<(&'static str, Value)> {
         ("i8", Value::Int8(9_007_199_254_740_993)),
         ("f4", Value::Float4(1.5e-7)),
         ("f8", Value::Float8(-0.1)),
-        ("num", Value::Numeric("-1234567890.000123400".parse().expect("numeric"))),
-        ("txt", Value::Text("Sun in Leo, Moon in Pisces ☽".to_owned())),
+        (
+            "num",
+            Value::Numeric("-1234567890.000123400".parse().expect("numeric")),
+        ),
+        (
+            "txt",
+            Value::Text("Sun in Leo, Moon in Pisces ☽".to_owned()),
+        ),
         ("vc", Value::Varchar(String::new())),
         ("raw", Value::Bytea(vec![0, 255, 0xb5, 1])),
         ("born", Value::Date(-3_650)),
         ("at", Value::Time(86_399_999_999)),
         ("ts", Value::Timestamp(i64::MAX)),
         ("tstz", Value::Timestamptz(789_012_345_678_901)),
-        ("uid", Value::Uuid(*b"\x12\x34\x56\x78\x9a\xbc\xde\xf0\x12\x34\x56\x78\x9a\xbc\xde\xf0")),
-        ("doc", Value::Jsonb("{\"a\": 1, \"sign\": \"leo\"}".to_owned())),
+        (
+            "uid",
+            Value::Uuid(*b"\x12\x34\x56\x78\x9a\xbc\xde\xf0\x12\x34\x56\x78\x9a\xbc\xde\xf0"),
+        ),
+        (
+            "doc",
+            Value::Jsonb("{\"a\": 1, \"sign\": \"leo\"}".to_owned()),
+        ),
         ("email", Value::Text("Ada@Example.com".to_owned())),
         ("phone", Value::Text("+44 20 7946 0018".to_owned())),
     ]
@@ -88,12 +102,19 @@ async fn every_type_round_trips_through_the_database() {
             .await
             .unwrap_or_else(|e| panic!("the database accepts a {column} ciphertext: {e}"));
         let row = client
-            .query_one(&format!("SELECT {column} FROM people WHERE id = $1"), &[&(id as i32)])
+            .query_one(
+                &format!("SELECT {column} FROM people WHERE id = $1"),
+                &[&(id as i32)],
+            )
             .await
             .expect("select");
         let stored: Ciphertext = row.get(0);
         assert_eq!(stored, sealed);
-        assert_eq!(sealer.open("people", column, &stored).expect("open"), value, "{column}");
+        assert_eq!(
+            sealer.open("people", column, &stored).expect("open"),
+            value,
+            "{column}"
+        );
     }
 }
 
@@ -106,9 +127,17 @@ async fn null_stays_null() {
         .execute("INSERT INTO people (id, txt) VALUES (1, $1)", &[&sealed])
         .await
         .expect("insert null");
-    let row = client.query_one("SELECT txt FROM people", &[]).await.expect("select");
+    let row = client
+        .query_one("SELECT txt FROM people", &[])
+        .await
+        .expect("select");
     let stored: Option<Ciphertext> = row.get(0);
-    assert_eq!(sealer.open_opt("people", "txt", stored.as_ref()).expect("open"), None);
+    assert_eq!(
+        sealer
+            .open_opt("people", "txt", stored.as_ref())
+            .expect("open"),
+        None
+    );
 }
 
 #[tokio::test]
@@ -119,7 +148,9 @@ async fn a_ciphertext_is_bound_to_its_column_and_any_change_is_detected() {
 
     // Same type, another column (and another schema's same-named table): refused.
     for (table, column) in [("people", "vc"), ("archive.people", "txt")] {
-        let err = sealer.open(table, column, &sealed).expect_err("wrong column");
+        let err = sealer
+            .open(table, column, &sealed)
+            .expect_err("wrong column");
         let text = err.to_string();
         assert!(matches!(err, Error::Crypto { .. }), "{text}");
         assert!(!text.contains("Scorpio"), "{text}");
@@ -136,7 +167,10 @@ async fn a_ciphertext_is_bound_to_its_column_and_any_change_is_detected() {
     // Truncated at every length.
     for len in 0..bytes.len() {
         let truncated = Ciphertext::from_bytes(bytes[..len].to_vec());
-        assert!(sealer.open("people", "txt", &truncated).is_err(), "length {len}");
+        assert!(
+            sealer.open("people", "txt", &truncated).is_err(),
+            "length {len}"
+        );
     }
 }
 
@@ -147,10 +181,20 @@ async fn misuse_is_reported_precisely() {
         .seal("people", "born", &Value::Text("1990-01-01".into()))
         .expect_err("wrong type");
     assert!(
-        matches!(err, Error::WrongType { expected: LogicalType::Date, found: LogicalType::Text, .. }),
+        matches!(
+            err,
+            Error::WrongType {
+                expected: LogicalType::Date,
+                found: LogicalType::Text,
+                ..
+            }
+        ),
         "{err}"
     );
-    assert!(!err.to_string().contains("1990"), "values are never echoed: {err}");
+    assert!(
+        !err.to_string().contains("1990"),
+        "values are never echoed: {err}"
+    );
 
     let err = sealer
         .seal("people", "name", &Value::Text("x".into()))
@@ -170,29 +214,47 @@ async fn search_terms_follow_the_column_normalisation() {
     assert_eq!(a, b);
     assert_eq!(a.len(), 1);
     let p1 = sealer
-        .search_terms("people", "phone", &Value::Text("+44 (0)20 7946-0018".into()))
+        .search_terms(
+            "people",
+            "phone",
+            &Value::Text("+44 (0)20 7946-0018".into()),
+        )
         .expect("terms");
     let p2 = sealer
         .search_terms("people", "phone", &Value::Text("440207946 0018".into()))
         .expect("terms");
     assert_eq!(p1, p2);
     let n1 = sealer
-        .search_terms("people", "num", &Value::Numeric("1.50".parse().expect("numeric")))
+        .search_terms(
+            "people",
+            "num",
+            &Value::Numeric("1.50".parse().expect("numeric")),
+        )
         .expect("terms");
     let n2 = sealer
-        .search_terms("people", "num", &Value::Numeric("1.5".parse().expect("numeric")))
+        .search_terms(
+            "people",
+            "num",
+            &Value::Numeric("1.5".parse().expect("numeric")),
+        )
         .expect("terms");
     assert_eq!(n1, n2);
-    assert!(sealer
-        .search_terms("people", "txt", &Value::Text("x".into()))
-        .is_err(), "non-searchable columns have no search terms");
+    assert!(
+        sealer
+            .search_terms("people", "txt", &Value::Text("x".into()))
+            .is_err(),
+        "non-searchable columns have no search terms"
+    );
 
     // The stored index is what pgseal.blind_index() extracts, so lookups can use it.
     let sealed = sealer
         .seal("people", "email", &Value::Text("ADA@example.com".into()))
         .expect("seal");
     let header = pgseal_crypto::parse_ciphertext(sealed.as_bytes()).expect("header");
-    assert_eq!(header.blind_index.map(|(_, i)| i.to_vec()), Some(a[0].clone()));
+    assert_eq!(
+        header.blind_index.map(|(_, i)| i.to_vec()),
+        Some(a[0].clone())
+    );
 }
 
 #[tokio::test]
@@ -212,5 +274,9 @@ async fn a_second_sealer_with_the_same_master_key_reads_what_the_first_wrote() {
         Err(err) => err,
     };
     assert!(matches!(err, Error::MasterKeyMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("does not match the data keys in database"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not match the data keys in database"),
+        "{err}"
+    );
 }
