@@ -33,7 +33,11 @@ fn stderr(output: &Output) -> String {
 
 fn keygen() -> String {
     let output = pgseal(&["keygen"], &[]);
-    assert!(output.status.success(), "keygen failed: {}", stderr(&output));
+    assert!(
+        output.status.success(),
+        "keygen failed: {}",
+        stderr(&output)
+    );
     stdout(&output).trim().to_owned()
 }
 
@@ -66,7 +70,10 @@ fn keygen_prints_a_fresh_32_byte_key_and_its_fingerprint() {
     assert!(bytes.iter().any(|&b| b != 0));
     let fingerprint = stderr(&first);
     assert!(fingerprint.contains("fingerprint: mk_"), "{fingerprint}");
-    assert!(!fingerprint.contains(&key), "the key must go to stdout only");
+    assert!(
+        !fingerprint.contains(&key),
+        "the key must go to stdout only"
+    );
     assert_ne!(key, keygen(), "two keys must differ");
 }
 
@@ -76,7 +83,10 @@ async fn init_refuses_bad_keys_naming_the_variable_and_touches_nothing() {
     let zeros = "A".repeat(43) + "=";
     let cases: [(&[(&str, &str)], &str); 4] = [
         (&[], "PGSEAL_MASTER_KEY"),
-        (&[("PGSEAL_MASTER_KEY", "this is not base64")], "PGSEAL_MASTER_KEY"),
+        (
+            &[("PGSEAL_MASTER_KEY", "this is not base64")],
+            "PGSEAL_MASTER_KEY",
+        ),
         (&[("PGSEAL_MASTER_KEY", "AAECAwQ=")], "PGSEAL_MASTER_KEY"),
         (&[("PGSEAL_MASTER_KEY", &zeros)], "PGSEAL_MASTER_KEY"),
     ];
@@ -91,7 +101,10 @@ async fn init_refuses_bad_keys_naming_the_variable_and_touches_nothing() {
         assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
         assert!(!message.contains("panicked"), "{message}");
     }
-    assert!(!schema_exists(&db).await, "a refused key must not install anything");
+    assert!(
+        !schema_exists(&db).await,
+        "a refused key must not install anything"
+    );
 }
 
 #[tokio::test]
@@ -127,16 +140,35 @@ async fn init_is_idempotent_and_creates_keys_for_declared_columns() {
 
     let no_keys = pgseal(&["columns"], &[("DATABASE_URL", db.url())]);
     assert!(no_keys.status.success(), "{}", stderr(&no_keys));
-    assert!(stdout(&no_keys).contains("run `pgseal init`"), "{}", stdout(&no_keys));
+    assert!(
+        stdout(&no_keys).contains("run `pgseal init`"),
+        "{}",
+        stdout(&no_keys)
+    );
 
     let keys = pgseal(&["init"], &env);
     assert!(keys.status.success(), "{}", stderr(&keys));
     let created = stdout(&keys);
-    assert!(created.contains("created value key v1 for public.users.email"), "{created}");
-    assert!(created.contains("created index key v1 for public.users.email"), "{created}");
-    assert!(created.contains("created value key v1 for public.users.birth_date"), "{created}");
-    assert!(created.contains("created value key v1 for other.users.email"), "{created}");
-    assert!(!created.contains("index key v1 for public.users.birth_date"), "{created}");
+    assert!(
+        created.contains("created value key v1 for public.users.email"),
+        "{created}"
+    );
+    assert!(
+        created.contains("created index key v1 for public.users.email"),
+        "{created}"
+    );
+    assert!(
+        created.contains("created value key v1 for public.users.birth_date"),
+        "{created}"
+    );
+    assert!(
+        created.contains("created value key v1 for other.users.email"),
+        "{created}"
+    );
+    assert!(
+        !created.contains("index key v1 for public.users.birth_date"),
+        "{created}"
+    );
 
     let listed = pgseal(&["columns"], &[("DATABASE_URL", db.url())]);
     assert!(listed.status.success(), "{}", stderr(&listed));
@@ -165,8 +197,14 @@ async fn init_is_idempotent_and_creates_keys_for_declared_columns() {
 
     // Nothing pgseal printed or audited holds the key.
     let audit_text = std::fs::read_to_string(audit.path()).expect("audit log");
-    assert!(audit_text.contains("\"event\":\"schema_installed\""), "{audit_text}");
-    assert!(audit_text.contains("\"event\":\"data_key_created\""), "{audit_text}");
+    assert!(
+        audit_text.contains("\"event\":\"schema_installed\""),
+        "{audit_text}"
+    );
+    assert!(
+        audit_text.contains("\"event\":\"data_key_created\""),
+        "{audit_text}"
+    );
     for text in [audit_text, created, table, stderr(&keys)] {
         assert!(!text.contains(&key), "key material leaked: {text}");
     }
@@ -203,7 +241,10 @@ async fn a_different_master_key_is_reported_as_a_mismatch() {
         message.contains("does not match the data keys in database"),
         "{message}"
     );
-    assert!(!message.contains(&other) && !message.contains(&key), "{message}");
+    assert!(
+        !message.contains(&other) && !message.contains(&key),
+        "{message}"
+    );
 
     // The old key as a previous key is accepted during a rotation.
     let rotating = pgseal(
@@ -262,12 +303,22 @@ fn unreachable_database_and_missing_url_give_one_clear_line() {
     );
     assert!(!unreachable.status.success());
     let message = stderr(&unreachable);
-    assert!(message.contains("cannot connect to the database at 127.0.0.1:1/app"), "{message}");
-    assert!(!message.contains("hunter2"), "passwords are never printed: {message}");
+    assert!(
+        message.contains("cannot connect to the database at 127.0.0.1:1/app"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "passwords are never printed: {message}"
+    );
 
     let missing = pgseal(&["columns"], &[]);
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("DATABASE_URL"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("DATABASE_URL"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[tokio::test]
@@ -275,5 +326,9 @@ async fn commands_on_a_database_without_the_schema_say_to_run_init() {
     let db = database().await;
     let output = pgseal(&["columns"], &[("DATABASE_URL", db.url())]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("pgseal init"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("pgseal init"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -51,12 +51,19 @@ fn dev_starts_serves_ciphertext_and_cleans_up_on_ctrl_c() {
         ])
         .output()
         .expect("psql runs");
-    assert!(psql.status.success(), "{}", String::from_utf8_lossy(&psql.stderr));
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
     let rows = String::from_utf8_lossy(&psql.stdout).into_owned();
     assert_eq!(rows.lines().count(), 3, "{rows}");
     assert!(rows.starts_with("Ada|b501"), "{rows}");
     let london_hex: String = "London".bytes().map(|b| format!("{b:02x}")).collect();
-    assert!(!rows.contains("ada@example.com") && !rows.contains(&london_hex), "{rows}");
+    assert!(
+        !rows.contains("ada@example.com") && !rows.contains(&london_hex),
+        "{rows}"
+    );
 
     let columns = Command::new(env!("CARGO_BIN_EXE_pgseal"))
         .arg("columns")
@@ -82,7 +89,10 @@ fn dev_starts_serves_ciphertext_and_cleans_up_on_ctrl_c() {
     }
     let status = exited.expect("pgseal dev stops within 30 s of Ctrl-C");
     assert!(status.success(), "{status}");
-    assert!(!std::path::Path::new(&key_file).exists(), "the dev key is removed");
+    assert!(
+        !std::path::Path::new(&key_file).exists(),
+        "the dev key is removed"
+    );
     let after = Command::new("psql")
         .args([url.as_str(), "-c", "SELECT 1"])
         .output()

@@ -90,9 +90,12 @@ fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), String> {
 }
 
 async fn connect(url: &str) -> Result<Client, String> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| format!("cannot connect to the dev cluster: {}", pgseal::describe_db_error(&e)))?;
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+        format!(
+            "cannot connect to the dev cluster: {}",
+            pgseal::describe_db_error(&e)
+        )
+    })?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::warn!("dev cluster connection closed: {err}");
@@ -111,14 +114,28 @@ async fn load_samples(client: &Client, sealer: &Sealer) -> Result<(), String> {
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 &[
                     &user.name,
-                    &sealer.seal("users", "email", &Value::Text(user.email.into())).map_err(err)?,
-                    &sealer.seal("users", "phone", &Value::Text(user.phone.into())).map_err(err)?,
-                    &sealer.seal("users", "birth_date", &Value::Date(user.birth_date)).map_err(err)?,
                     &sealer
-                        .seal("users", "birth_time", &Value::Time((hours * 60 + minutes) * 60_000_000))
+                        .seal("users", "email", &Value::Text(user.email.into()))
                         .map_err(err)?,
                     &sealer
-                        .seal("users", "birth_place", &Value::Text(user.birth_place.into()))
+                        .seal("users", "phone", &Value::Text(user.phone.into()))
+                        .map_err(err)?,
+                    &sealer
+                        .seal("users", "birth_date", &Value::Date(user.birth_date))
+                        .map_err(err)?,
+                    &sealer
+                        .seal(
+                            "users",
+                            "birth_time",
+                            &Value::Time((hours * 60 + minutes) * 60_000_000),
+                        )
+                        .map_err(err)?,
+                    &sealer
+                        .seal(
+                            "users",
+                            "birth_place",
+                            &Value::Text(user.birth_place.into()),
+                        )
                         .map_err(err)?,
                 ],
             )
@@ -130,7 +147,9 @@ async fn load_samples(client: &Client, sealer: &Sealer) -> Result<(), String> {
                 "INSERT INTO readings (user_id, kind, body) VALUES ($1, 'natal', $2)",
                 &[
                     &id,
-                    &sealer.seal("readings", "body", &Value::Text(user.reading.into())).map_err(err)?,
+                    &sealer
+                        .seal("readings", "body", &Value::Text(user.reading.into()))
+                        .map_err(err)?,
                 ],
             )
             .await
