@@ -126,9 +126,13 @@ proptest! {
                     // The appended `users` after FROM/INTO/JOIN is a relation reference, which
                     // must have been resolved (elsewhere it may be an alias or a column).
                     let lower = text.to_ascii_lowercase();
+                    // `SELECT ... INTO users` creates a new table named users (the server refuses
+                    // it as existing): it reads no encrypted column.
+                    let select_into = lower.starts_with("select") && lower.ends_with("into users");
                     prop_assert!(
-                        !lower.ends_with("from users") && !lower.ends_with("into users")
-                            && !lower.ends_with("join users"),
+                        select_into
+                            || (!lower.ends_with("from users") && !lower.ends_with("into users")
+                                && !lower.ends_with("join users")),
                         "{text}"
                     );
                 }
