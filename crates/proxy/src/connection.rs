@@ -549,12 +549,22 @@ async fn client_to_server<H: MessageHook>(
     let mut out = BytesMut::new();
     let mut skip_to_sync = false;
     let mut rejected = 0u64;
+    // A message held while the hook asked to wait before judging it.
+    let mut held: Option<Frame> = None;
     loop {
         let mut terminate = false;
+        let mut wait = None;
         {
             let mut guard = lock(shared);
             let sh = &mut *guard;
-            while let Some(frame) = client.try_frame().map_err(ProxyError::ClientProtocol)? {
+            loop {
+                let frame = match held.take() {
+                    Some(frame) => frame,
+                    None => match client.try_frame().map_err(ProxyError::ClientProtocol)? {
+                        Some(frame) => frame,
+                        None => break,
+                    },
+                };
                 sh.idle_since = None;
                 if frame.tag == TERMINATE_TAG {
                     // Let the server end the session cleanly instead of seeing an EOF.
@@ -570,6 +580,11 @@ async fn client_to_server<H: MessageHook>(
                         sh.send_upstream(&frame, &mut out)?;
                     }
                     continue;
+                }
+                if let Some(until) = sh.hook.wait_before_frontend() {
+                    held = Some(frame);
+                    wait = Some(until);
+                    break;
                 }
                 let tag = frame.tag;
                 match sh.hook.frontend(&sh.state, frame) {
@@ -595,6 +610,11 @@ async fn client_to_server<H: MessageHook>(
         }
         if terminate {
             return Ok(End::ClientTerminated);
+        }
+        if let Some(until) = wait {
+            // The lock is released: the server direction keeps flowing meanwhile.
+            until.await;
+            continue;
         }
         let read = match idle_timeout {
             None => client.fill().await,

@@ -89,6 +89,28 @@ pub enum ProxyError {
     #[error("cannot encode a message: {0}")]
     Encode(#[source] WireError),
 
+    /// The control URL of the encryption layer cannot be understood.
+    #[error(
+        "invalid control URL for the encryption layer: {problem}; expected \
+         postgres://user[:password]@host[:port]/database"
+    )]
+    InvalidControlUrl {
+        /// What is wrong with it (never the URL itself, which may hold a password).
+        problem: String,
+    },
+
+    /// The encryption catalog (tables, encrypted columns, data keys) of a database cannot be
+    /// loaded: the control connection fails, the master key does not match, or the pgseal
+    /// schema is unusable.
+    #[error("cannot load the encryption catalog of database {database}: {source}")]
+    Catalog {
+        /// The database.
+        database: String,
+        /// Why.
+        #[source]
+        source: pgseal::Error,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed; cannot create a cancel key")]
     Random,

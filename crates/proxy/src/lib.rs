@@ -1,9 +1,11 @@
 //! The pgseal proxy's connection layer: a PostgreSQL wire-protocol proxy that applications
 //! connect to instead of the server.
 //!
-//! This layer is transparent: every message passes through byte for byte. The encryption of
-//! columns plugs in through [`MessageHook`], which sees each message after the session is ready
-//! ([`Proxy::bind_with_hooks`]).
+//! The connection layer is transparent: every message passes through byte for byte. Hooks
+//! plug in through [`MessageHook`], which sees each message after the session is ready
+//! ([`Proxy::bind_with_hooks`]). The encryption of columns is such a hook:
+//! [`serve_encrypted`] runs the proxy with it; the [`encrypt`] module documents what it
+//! encrypts, decrypts and refuses.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), pgseal_proxy::ProxyError> {
@@ -44,6 +46,7 @@
 mod cancel;
 mod config;
 mod connection;
+pub mod encrypt;
 mod error;
 mod framed;
 mod server;
@@ -53,10 +56,11 @@ pub use config::{
     ProxyConfig, DEFAULT_MAX_MESSAGE_LEN, MAX_MESSAGE_LEN_LIMIT, MAX_STARTUP_PACKET_LEN,
     MIN_MESSAGE_LEN_LIMIT,
 };
+pub use encrypt::{serve_encrypted, EncryptionOptions, DEFAULT_RELOAD_INTERVAL};
 pub use error::ProxyError;
 pub use server::{run, Proxy};
 pub use session::{
-    BackendVerdict, FrontendVerdict, HookFactory, MessageHook, PassThrough, SessionState,
+    BackendVerdict, FrontendVerdict, HookFactory, HookWait, MessageHook, PassThrough, SessionState,
 };
 
 /// Re-exported so hooks can name frames and errors without depending on `pgseal-wire`

@@ -12,7 +12,9 @@
 //! proxy relays them without keeping them.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use pgseal_wire::backend::{ErrorFields, TransactionStatus};
 use pgseal_wire::Frame;
@@ -63,7 +65,21 @@ pub trait MessageHook: Send + 'static {
 
     /// A message from the server, before it goes to the client.
     fn backend(&mut self, session: &SessionState, frame: Frame) -> BackendVerdict;
+
+    /// Asked before each client message is passed to [`frontend`](Self::frontend): a hook that
+    /// cannot judge messages yet (its database's catalog is still loading, or reloading after
+    /// a schema change) returns a future; the proxy holds the message, awaits the future
+    /// without blocking the server direction, and asks again. The default is always ready.
+    ///
+    /// The future must finish in bounded time; a hook that gives up waiting should then decide
+    /// the held message itself (fail closed) rather than ask to wait again.
+    fn wait_before_frontend(&mut self) -> Option<HookWait> {
+        None
+    }
 }
+
+/// What [`MessageHook::wait_before_frontend`] asks the proxy to await.
+pub type HookWait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Creates the hook of each new session, once the session is ready for queries.
 ///

@@ -1,0 +1,671 @@
+//! The encryption catalog of each database: relations, encrypted columns and their keys,
+//! loaded through the proxy's own control connection and shared by every session of that
+//! database.
+//!
+//! One loader task per database keeps the catalog current: it loads once when the first session
+//! (or [`serve_encrypted`](super::serve_encrypted)) asks, then again every `reload_interval`
+//! and whenever a session asks for it after a schema change. Each load publishes a new
+//! [`Snapshot`] (an `Arc`, swapped atomically through a `watch` channel); sessions read the
+//! latest one per statement and never see a half-built catalog.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use pgseal::{AuditLog, Keyring, MasterKeyring};
+use pgseal_sql::{ColumnRef, EncryptedColumnInfo, LogicalType, TableRef};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+use tracing::{debug, warn};
+
+use crate::ProxyError;
+
+/// Where decrypting a result column may look for its keys.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ColumnCrypto {
+    /// `schema.relation.column` as clients know it (a view column is named after the view).
+    pub(crate) qualified_name: String,
+    /// The values' logical type.
+    pub(crate) logical_type: LogicalType,
+    /// The `pgseal.columns` ids whose ciphertexts may appear here: one for a table column, the
+    /// candidates a view column may come from. Empty: the column has no keys yet.
+    pub(crate) column_ids: Vec<u32>,
+}
+
+/// One relation (table, view, ...) as the analysis sees it.
+#[derive(Debug, Clone)]
+struct Relation {
+    schema: String,
+    name: String,
+    columns: Vec<ColumnRef>,
+}
+
+/// Everything the encryption layer knows about one database at one moment.
+pub(crate) struct DbCatalog {
+    database: String,
+    relations: HashMap<u32, Relation>,
+    by_name: HashMap<(String, String), u32>,
+    system_names: HashSet<String>,
+    encrypted_names: HashSet<String>,
+    encrypted: HashMap<(u32, i16), ColumnCrypto>,
+    keyring: Option<Keyring>,
+}
+
+impl std::fmt::Debug for DbCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbCatalog")
+            .field("database", &self.database)
+            .field("relations", &self.relations.len())
+            .field("encrypted_columns", &self.encrypted.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DbCatalog {
+    /// The encrypted column a result field with this origin carries, if any.
+    pub(crate) fn encrypted_column(&self, table_oid: u32, attnum: i16) -> Option<&ColumnCrypto> {
+        self.encrypted.get(&(table_oid, attnum))
+    }
+
+    /// The cipher of column `column_id`.
+    pub(crate) fn cipher(&self, column_id: u32) -> Option<&pgseal_crypto::ColumnCipher> {
+        self.keyring
+            .as_ref()?
+            .by_id(column_id)
+            .map(|sealed| &sealed.cipher)
+    }
+
+    /// Resolves `name` along `search_path` as PostgreSQL does (the implicit `pg_catalog`
+    /// first unless the path names it).
+    fn resolve(&self, schema: Option<&str>, name: &str, search_path: &[String]) -> Option<u32> {
+        if let Some(schema) = schema {
+            return self
+                .by_name
+                .get(&(schema.to_owned(), name.to_owned()))
+                .copied();
+        }
+        let explicit_catalog = search_path.iter().any(|s| s == "pg_catalog");
+        if !explicit_catalog && self.system_names.contains(name) {
+            return None;
+        }
+        for schema in search_path {
+            if schema == "pg_catalog" {
+                if self.system_names.contains(name) {
+                    return None;
+                }
+                continue;
+            }
+            if let Some(oid) = self.by_name.get(&(schema.clone(), name.to_owned())) {
+                return Some(*oid);
+            }
+        }
+        None
+    }
+}
+
+/// The catalog as one session sees it: the shared [`DbCatalog`] with the session's
+/// `search_path` (schemas in order, `$user` already substituted).
+pub(crate) struct SessionCatalog<'a> {
+    pub(crate) catalog: &'a DbCatalog,
+    pub(crate) search_path: &'a [String],
+}
+
+impl pgseal_sql::Catalog for SessionCatalog<'_> {
+    fn resolve_table(&self, schema: Option<&str>, name: &str) -> Option<TableRef> {
+        let oid = self.catalog.resolve(schema, name, self.search_path)?;
+        let relation = self.catalog.relations.get(&oid)?;
+        Some(TableRef {
+            oid,
+            schema: relation.schema.clone(),
+            name: relation.name.clone(),
+            columns: relation.columns.clone(),
+        })
+    }
+
+    fn is_encrypted_table_name(&self, name: &str) -> bool {
+        self.catalog.encrypted_names.contains(name)
+    }
+}
+
+/// One published state of a database's catalog.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    /// Reload requests this load answers: every request numbered up to it was made before
+    /// the load started.
+    pub(crate) generation: u64,
+    pub(crate) state: SnapshotState,
+}
+
+/// Whether a catalog is available.
+#[derive(Clone, Debug)]
+pub(crate) enum SnapshotState {
+    /// The first load has not finished.
+    Loading,
+    /// The latest good catalog.
+    Ready(Arc<DbCatalog>),
+    /// No load has ever succeeded; why the latest failed (no secrets: names and reasons).
+    Failed(Arc<str>),
+}
+
+/// A database's catalog, kept current by its loader task.
+pub(crate) struct DbHandle {
+    requested: AtomicU64,
+    wake: Notify,
+    snapshot: watch::Receiver<Snapshot>,
+}
+
+impl DbHandle {
+    /// The latest snapshot.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A receiver to wait for newer snapshots.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    /// Asks for a reload; returns the generation that will reflect everything committed
+    /// before this call.
+    pub(crate) fn request_reload(&self) -> u64 {
+        let generation = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.wake.notify_one();
+        generation
+    }
+}
+
+/// The control connection settings and the catalogs of every database seen so far.
+pub(crate) struct Catalogs {
+    control: tokio_postgres::Config,
+    master: MasterKeyring,
+    audit: AuditLog,
+    reload_interval: Duration,
+    databases: Mutex<HashMap<String, Arc<DbHandle>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Catalogs {
+    fn drop(&mut self) {
+        // The loaders hold control connections; they end with the proxy.
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Catalogs {
+    pub(crate) fn new(
+        control_url: &str,
+        master: MasterKeyring,
+        audit: AuditLog,
+        reload_interval: Duration,
+    ) -> Result<Arc<Self>, ProxyError> {
+        let control: tokio_postgres::Config =
+            control_url.parse().map_err(|err: tokio_postgres::Error| {
+                ProxyError::InvalidControlUrl {
+                    problem: err.to_string(),
+                }
+            })?;
+        if control.get_user().is_none() {
+            return Err(ProxyError::InvalidControlUrl {
+                problem: "it names no user".to_owned(),
+            });
+        }
+        if reload_interval.is_zero() {
+            return Err(ProxyError::InvalidConfig {
+                setting: "reload_interval",
+                problem: "is 0; use a positive duration such as 5 s".to_owned(),
+            });
+        }
+        Ok(Arc::new(Self {
+            control,
+            master,
+            audit,
+            reload_interval,
+            databases: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// The database the control URL names (PostgreSQL defaults it to the user name).
+    pub(crate) fn control_database(&self) -> String {
+        self.control
+            .get_dbname()
+            .or(self.control.get_user())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Loads `database`'s catalog now, returning the typed error if it fails, and publishes
+    /// it so sessions start with it.
+    pub(crate) async fn preload(self: &Arc<Self>, database: &str) -> Result<(), ProxyError> {
+        let mut client = None;
+        let catalog =
+            self.load(&mut client, database)
+                .await
+                .map_err(|source| ProxyError::Catalog {
+                    database: database.to_owned(),
+                    source,
+                })?;
+        self.start(database, Some(Arc::new(catalog)), client);
+        Ok(())
+    }
+
+    /// The handle of `database`, starting its loader on first use.
+    pub(crate) fn handle(self: &Arc<Self>, database: &str) -> Arc<DbHandle> {
+        self.start(database, None, None)
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        database: &str,
+        preloaded: Option<Arc<DbCatalog>>,
+        client: Option<Client>,
+    ) -> Arc<DbHandle> {
+        let mut databases = self
+            .databases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = databases.get(database) {
+            return Arc::clone(handle);
+        }
+        let initial = Snapshot {
+            generation: u64::from(preloaded.is_some()),
+            state: preloaded
+                .clone()
+                .map_or(SnapshotState::Loading, SnapshotState::Ready),
+        };
+        let (tx, rx) = watch::channel(initial);
+        let handle = Arc::new(DbHandle {
+            requested: AtomicU64::new(1),
+            wake: Notify::new(),
+            snapshot: rx,
+        });
+        databases.insert(database.to_owned(), Arc::clone(&handle));
+        let task = tokio::spawn(loader(
+            Arc::downgrade(self),
+            Arc::clone(&handle),
+            tx,
+            database.to_owned(),
+            preloaded,
+            client,
+        ));
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
+        handle
+    }
+
+    async fn connect(&self, database: &str) -> Result<Client, pgseal::Error> {
+        let mut config = self.control.clone();
+        config.dbname(database);
+        config.application_name("pgseal proxy catalog");
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|err| pgseal::Error::Database(pgseal::describe_db_error(&err)))?;
+        tokio::spawn(async move {
+            // Errors surface on the next query through the client.
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// One load, reusing (or re-making) the control connection.
+    async fn load(
+        &self,
+        client: &mut Option<Client>,
+        database: &str,
+    ) -> Result<DbCatalog, pgseal::Error> {
+        if client.as_ref().is_none_or(Client::is_closed) {
+            *client = Some(self.connect(database).await?);
+        }
+        let Some(conn) = client.as_mut() else {
+            return Err(pgseal::Error::Database(
+                "control connection unavailable".to_owned(),
+            ));
+        };
+        let result = load_catalog(conn, &self.master, &self.audit).await;
+        if result.is_err() {
+            // The next attempt starts from a fresh connection.
+            *client = None;
+        }
+        result
+    }
+}
+
+async fn loader(
+    catalogs: std::sync::Weak<Catalogs>,
+    handle: Arc<DbHandle>,
+    tx: watch::Sender<Snapshot>,
+    database: String,
+    mut last_good: Option<Arc<DbCatalog>>,
+    mut client: Option<Client>,
+) {
+    let mut first = last_good.is_none();
+    loop {
+        if !first {
+            let Some(interval) = catalogs.upgrade().map(|c| c.reload_interval) else {
+                return;
+            };
+            tokio::select! {
+                () = handle.wake.notified() => {}
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+        first = false;
+        let Some(catalogs) = catalogs.upgrade() else {
+            return;
+        };
+        let generation = handle.requested.load(Ordering::SeqCst);
+        let state = match catalogs.load(&mut client, &database).await {
+            Ok(catalog) => {
+                debug!(database, "encryption catalog loaded");
+                let catalog = Arc::new(catalog);
+                last_good = Some(Arc::clone(&catalog));
+                SnapshotState::Ready(catalog)
+            }
+            Err(error) => {
+                warn!(database, %error, "cannot load the encryption catalog");
+                match &last_good {
+                    // Keep serving with what was known: columns added since are still
+                    // guarded by their domains' CHECK, new key versions fail to open.
+                    Some(catalog) => SnapshotState::Ready(Arc::clone(catalog)),
+                    None => SnapshotState::Failed(Arc::from(format!(
+                        "cannot load the encryption catalog of database {database}: {error}"
+                    ))),
+                }
+            }
+        };
+        drop(catalogs);
+        tx.send_replace(Snapshot { generation, state });
+    }
+}
+
+fn db_error(err: tokio_postgres::Error) -> pgseal::Error {
+    pgseal::Error::Database(pgseal::describe_db_error(&err))
+}
+
+/// Loads relations, encrypted columns and keys of the connected database.
+async fn load_catalog(
+    client: &mut Client,
+    master: &MasterKeyring,
+    audit: &AuditLog,
+) -> Result<DbCatalog, pgseal::Error> {
+    let database: String = client
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .map_err(db_error)?
+        .get(0);
+    let has_schema: bool = client
+        .query_one("SELECT to_regnamespace('pgseal') IS NOT NULL", &[])
+        .await
+        .map_err(db_error)?
+        .get(0);
+    let keyring = if has_schema {
+        pgseal::ensure_data_keys(client, master, audit).await?;
+        Some(Keyring::load(client, master, audit).await?)
+    } else {
+        None
+    };
+
+    // pgseal domains by OID.
+    let mut domains: HashMap<u32, &'static pgseal_store::DomainSpec> = HashMap::new();
+    if has_schema {
+        let rows = client
+            .query(
+                "SELECT t.oid, t.typname::text FROM pg_type t \
+                 WHERE t.typnamespace = 'pgseal'::regnamespace AND t.typtype = 'd'",
+                &[],
+            )
+            .await
+            .map_err(db_error)?;
+        for row in rows {
+            let name: String = row.get(1);
+            if let Some(spec) = pgseal_store::domain(&name) {
+                domains.insert(row.get(0), spec);
+            }
+        }
+    }
+
+    let rows = client
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text, \
+                    COALESCE(array_agg(a.attname::text ORDER BY a.attnum) \
+                             FILTER (WHERE a.attnum IS NOT NULL), '{}'), \
+                    COALESCE(array_agg(a.attnum ORDER BY a.attnum) \
+                             FILTER (WHERE a.attnum IS NOT NULL), '{}'), \
+                    COALESCE(array_agg(a.atttypid ORDER BY a.attnum) \
+                             FILTER (WHERE a.attnum IS NOT NULL), '{}'), \
+                    n.nspname = 'pg_catalog' \
+             FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 \
+                                      AND NOT a.attisdropped \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+               AND n.nspname <> 'information_schema' \
+               AND n.nspname NOT LIKE 'pg\\_toast%' \
+               AND n.nspname NOT LIKE 'pg\\_temp%' \
+             GROUP BY c.oid, n.nspname, c.relname",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+
+    let sealed: HashMap<(u32, i16), &pgseal::keyring::SealedColumn> = keyring
+        .as_ref()
+        .map(|k| {
+            k.columns()
+                .iter()
+                .map(|c| ((c.column.table_oid, c.column.attnum), c))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let mut relations = HashMap::new();
+    let mut by_name = HashMap::new();
+    let mut system_names = HashSet::new();
+    let mut encrypted = HashMap::new();
+    // View columns of a pgseal domain type: resolved once the dependencies are known.
+    let mut view_columns: Vec<(u32, usize, LogicalType, String)> = Vec::new();
+    for row in rows {
+        let oid: u32 = row.get(0);
+        let schema: String = row.get(1);
+        let name: String = row.get(2);
+        let names: Vec<String> = row.get(3);
+        let attnums: Vec<i16> = row.get(4);
+        let types: Vec<u32> = row.get(5);
+        let system: bool = row.get(6);
+        if system {
+            system_names.insert(name);
+            continue;
+        }
+        let mut columns = Vec::with_capacity(names.len());
+        for (index, ((column, attnum), ty)) in names.into_iter().zip(attnums).zip(types).enumerate()
+        {
+            let qualified_name = format!("{schema}.{name}.{column}");
+            let info = match (sealed.get(&(oid, attnum)), domains.get(&ty)) {
+                (Some(sealed), _) => {
+                    let info = EncryptedColumnInfo {
+                        column_id: sealed.column_id,
+                        qualified_name: qualified_name.clone(),
+                        logical_type: sealed.column.domain.logical_type,
+                        searchable: sealed.column.domain.searchable,
+                    };
+                    encrypted.insert(
+                        (oid, attnum),
+                        ColumnCrypto {
+                            qualified_name,
+                            logical_type: info.logical_type,
+                            column_ids: vec![sealed.column_id],
+                        },
+                    );
+                    Some(info)
+                }
+                (None, Some(spec)) => {
+                    // A table column without keys (added in a transaction not yet committed)
+                    // or a view column: id 0 refuses writes until resolved.
+                    view_columns.push((oid, index, spec.logical_type, qualified_name.clone()));
+                    Some(EncryptedColumnInfo {
+                        column_id: 0,
+                        qualified_name,
+                        logical_type: spec.logical_type,
+                        searchable: spec.searchable,
+                    })
+                }
+                (None, None) => None,
+            };
+            columns.push(ColumnRef {
+                name: column,
+                attnum,
+                encrypted: info,
+            });
+        }
+        by_name.insert((schema.clone(), name.clone()), oid);
+        relations.insert(
+            oid,
+            Relation {
+                schema,
+                name,
+                columns,
+            },
+        );
+    }
+
+    if !view_columns.is_empty() {
+        resolve_view_columns(client, &mut relations, &mut encrypted, view_columns).await?;
+    }
+
+    let encrypted_names = relations
+        .values()
+        .filter(|r| r.columns.iter().any(|c| c.encrypted.is_some()))
+        .map(|r| r.name.clone())
+        .collect();
+    Ok(DbCatalog {
+        database,
+        relations,
+        by_name,
+        system_names,
+        encrypted_names,
+        encrypted,
+        keyring,
+    })
+}
+
+/// Maps each view column of a pgseal domain type to the encrypted columns it may come from:
+/// the columns of that type its view depends on (through `pg_depend`, following views of
+/// views). A result column of the view then opens only ciphertexts of those columns.
+async fn resolve_view_columns(
+    client: &Client,
+    relations: &mut HashMap<u32, Relation>,
+    encrypted: &mut HashMap<(u32, i16), ColumnCrypto>,
+    view_columns: Vec<(u32, usize, LogicalType, String)>,
+) -> Result<(), pgseal::Error> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid::int2 \
+             FROM pg_rewrite r \
+             JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+                             AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 \
+             WHERE d.refobjid <> r.ev_class",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    let mut depends: HashMap<u32, Vec<(u32, i16)>> = HashMap::new();
+    for row in rows {
+        depends
+            .entry(row.get(0))
+            .or_default()
+            .push((row.get(1), row.get(2)));
+    }
+    // Views of views: resolve in rounds until nothing changes (bounded by the nesting depth).
+    let mut pending = view_columns;
+    for _ in 0..16 {
+        let mut progressed = false;
+        let mut rest = Vec::new();
+        for (oid, index, ty, qualified_name) in pending {
+            let Some(attnum) = relations
+                .get(&oid)
+                .and_then(|r| r.columns.get(index))
+                .map(|c| c.attnum)
+            else {
+                continue;
+            };
+            let mut ids: Vec<u32> = depends
+                .get(&oid)
+                .into_iter()
+                .flatten()
+                .filter_map(|origin| encrypted.get(origin))
+                .filter(|c| c.logical_type == ty)
+                .flat_map(|c| c.column_ids.iter().copied())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let waiting_on_view = depends.get(&oid).into_iter().flatten().any(|origin| {
+                !encrypted.contains_key(origin)
+                    && relations.get(&origin.0).is_some_and(|r| {
+                        r.columns.iter().any(|c| {
+                            c.attnum == origin.1
+                                && c.encrypted.as_ref().is_some_and(|e| e.logical_type == ty)
+                        })
+                    })
+                    && origin.0 != oid
+            });
+            if waiting_on_view {
+                rest.push((oid, index, ty, qualified_name));
+                continue;
+            }
+            progressed = true;
+            if let [only] = ids.as_slice() {
+                // A unique origin: writes through the view can be encrypted for it.
+                if let Some(info) = relations
+                    .get_mut(&oid)
+                    .and_then(|r| r.columns.get_mut(index))
+                    .and_then(|c| c.encrypted.as_mut())
+                {
+                    info.column_id = *only;
+                }
+            }
+            encrypted.insert(
+                (oid, attnum),
+                ColumnCrypto {
+                    qualified_name,
+                    logical_type: ty,
+                    column_ids: ids,
+                },
+            );
+        }
+        pending = rest;
+        if pending.is_empty() || !progressed {
+            break;
+        }
+    }
+    // Whatever is left (cycles, unusual nesting) is known to be encrypted but opens nothing:
+    // reading it is an error, never a leak.
+    for (oid, index, ty, qualified_name) in pending {
+        if let Some(attnum) = relations
+            .get(&oid)
+            .and_then(|r| r.columns.get(index))
+            .map(|c| c.attnum)
+        {
+            encrypted.insert(
+                (oid, attnum),
+                ColumnCrypto {
+                    qualified_name,
+                    logical_type: ty,
+                    column_ids: Vec::new(),
+                },
+            );
+        }
+    }
+    Ok(())
+}

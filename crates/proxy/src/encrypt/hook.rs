@@ -1,0 +1,1324 @@
+//! The per-session [`MessageHook`] that encrypts and decrypts.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pgseal_sql::{Analysis, EncryptedColumnInfo, Literal, SqlError, StatementKind};
+use pgseal_value::{
+    decode_binary, decode_canonical, encode_binary, encode_canonical, format_text, index_input,
+    parse_text, LogicalType, SessionSettings, Value, ValueError,
+};
+use pgseal_wire::backend::{
+    DataRow, ErrorFields, FieldDescription, ParameterDescription, ParameterStatus, ReadyForQuery,
+    RowDescription, TransactionStatus, BIND_COMPLETE_TAG, CLOSE_COMPLETE_TAG,
+    EMPTY_QUERY_RESPONSE_TAG, ERROR_RESPONSE_TAG, NO_DATA_TAG, PARSE_COMPLETE_TAG,
+    PORTAL_SUSPENDED_TAG,
+};
+use pgseal_wire::frontend::{
+    Bind, Close, Describe, Execute, Parse, Query, TargetKind, FLUSH_TAG, SYNC_TAG,
+};
+use pgseal_wire::{Format, Frame, WireError};
+
+use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SessionCatalog, SnapshotState};
+use super::settings::{
+    parse_options, parse_search_path, parse_setting, SettingChange, DEFAULT_SEARCH_PATH,
+};
+use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
+
+/// SQLSTATE of a value that cannot be opened: `data_corrupted`.
+pub(crate) const CORRUPTED: &str = "XX001";
+/// Statements analysed per session before the least recently used plan is dropped.
+const PLAN_CACHE_CAPACITY: usize = 256;
+/// Stack of the thread that runs the analysis (libpg_query recurses deeply on nested SQL).
+const ANALYZE_STACK: usize = 16 << 20;
+/// How long a statement waits for its database's catalog to (re)load before the session
+/// gives up waiting and fails closed.
+const CATALOG_WAIT: Duration = Duration::from_secs(30);
+/// Tag of `CommandComplete`.
+const COMMAND_COMPLETE_TAG: u8 = b'C';
+/// Tag of `FunctionCall`.
+const FUNCTION_CALL_TAG: u8 = b'F';
+/// OID of `bytea`.
+const BYTEA_OID: u32 = 17;
+/// Client-declared parameter types read as text whatever the column's type.
+const TEXT_LIKE_OIDS: [u32; 3] = [25, 1043, 705];
+
+/// How a result column is produced for the client.
+#[derive(Debug, Clone)]
+enum ColPlan {
+    /// Passed through.
+    Plain,
+    /// A `bytea` of unknown origin: checked not to carry a pgseal ciphertext.
+    CheckBytea { server_binary: bool },
+    /// An encrypted column: opened and produced in the client's format.
+    Encrypted {
+        crypto: ColumnCrypto,
+        server_binary: bool,
+        client_binary: bool,
+    },
+}
+
+/// How the rows of one result are produced.
+#[derive(Debug)]
+struct ResultPlan {
+    catalog: Arc<DbCatalog>,
+    cols: Vec<ColPlan>,
+}
+
+impl ResultPlan {
+    fn new(
+        catalog: Arc<DbCatalog>,
+        fields: &[FieldDescription],
+        server_binary: impl Fn(usize) -> bool,
+        client_binary: impl Fn(usize) -> bool,
+    ) -> Self {
+        let cols = fields
+            .iter()
+            .enumerate()
+            .map(
+                |(i, f)| match catalog.encrypted_column(f.table_oid, f.column_attr) {
+                    Some(crypto) if f.table_oid != 0 => ColPlan::Encrypted {
+                        crypto: crypto.clone(),
+                        server_binary: server_binary(i),
+                        client_binary: client_binary(i),
+                    },
+                    _ if f.type_oid == BYTEA_OID => ColPlan::CheckBytea {
+                        server_binary: server_binary(i),
+                    },
+                    _ => ColPlan::Plain,
+                },
+            )
+            .collect();
+        Self { catalog, cols }
+    }
+
+    fn passthrough(&self) -> bool {
+        self.cols.iter().all(|c| matches!(c, ColPlan::Plain))
+    }
+
+    /// The fields as the client must see them: encrypted columns with their logical type and
+    /// the client's format.
+    fn rewrite_fields(&self, fields: &mut [FieldDescription], keep_format: bool) {
+        for (field, col) in fields.iter_mut().zip(&self.cols) {
+            if let ColPlan::Encrypted {
+                crypto,
+                client_binary,
+                ..
+            } = col
+            {
+                let ty = crypto.logical_type;
+                field.type_oid = ty.oid();
+                field.type_size = ty
+                    .fixed_binary_len()
+                    .and_then(|len| i16::try_from(len).ok())
+                    .unwrap_or(-1);
+                field.type_modifier = -1;
+                if !keep_format {
+                    field.format = i16::from(*client_binary);
+                }
+            }
+        }
+    }
+}
+
+/// A prepared statement as this session knows it.
+#[derive(Debug)]
+struct Statement {
+    id: u64,
+    /// Encrypted `$n` parameters: (index, column).
+    params: Vec<(usize, EncryptedColumnInfo)>,
+    /// Parameter types as the client declared them.
+    declared: Vec<u32>,
+    invalidates_schema: bool,
+    /// The result columns, once a `Describe` of the statement told them (empty: no rows).
+    fields: Option<Vec<FieldDescription>>,
+}
+
+/// Where a portal's result plan lands once known (at `Bind`, or from a `Describe`).
+type PlanSlot = Arc<OnceLock<Arc<ResultPlan>>>;
+
+#[derive(Debug)]
+struct Portal {
+    slot: PlanSlot,
+    client_formats: Vec<i16>,
+    invalidates_schema: bool,
+}
+
+/// What the server owes for one message sent to it, in order.
+#[derive(Debug)]
+enum Expect {
+    ParseComplete,
+    BindComplete,
+    CloseComplete,
+    /// `ParameterDescription` then `RowDescription` or `NoData`.
+    DescribeStatement {
+        name: String,
+        id: u64,
+        /// Encrypted parameters: (index, type OID to report).
+        params: Vec<(usize, u32)>,
+        injected: bool,
+    },
+    /// `RowDescription` or `NoData`.
+    DescribePortal {
+        slot: PlanSlot,
+        client_formats: Vec<i16>,
+        injected: bool,
+    },
+    /// Rows, then `CommandComplete`, `EmptyQueryResponse` or `PortalSuspended`.
+    Execute {
+        slot: Option<PlanSlot>,
+        invalidates_schema: bool,
+    },
+    /// `ReadyForQuery` after `Sync`.
+    Sync,
+    /// Everything up to `ReadyForQuery` of a `Query` or `FunctionCall`.
+    Query {
+        invalidates_schema: bool,
+    },
+}
+
+impl Expect {
+    fn is_sync_point(&self) -> bool {
+        matches!(self, Expect::Sync | Expect::Query { .. })
+    }
+}
+
+/// The encryption layer of one session.
+pub(crate) struct EncryptHook {
+    db: Arc<DbHandle>,
+    user: String,
+    /// The catalog generation the next statement needs.
+    needed: u64,
+    gave_up: Arc<AtomicBool>,
+    settings: SessionSettings,
+    /// Settings under which values cannot be read or written faithfully (name → why).
+    settings_errors: HashMap<String, String>,
+    search_path: Vec<String>,
+    standard_strings: bool,
+    cache: PlanCache,
+    statements: HashMap<String, Statement>,
+    portals: HashMap<String, Portal>,
+    next_id: u64,
+    expect: VecDeque<Expect>,
+    /// The result of the current simple-protocol statement.
+    simple_result: Option<Arc<ResultPlan>>,
+    /// After a value failed to open: everything up to `ReadyForQuery` is withheld.
+    withholding: bool,
+    reload_at_ready: bool,
+}
+
+impl EncryptHook {
+    pub(crate) fn new(db: Arc<DbHandle>, session: &SessionState) -> Self {
+        let user = session.user().unwrap_or_default().to_owned();
+        let mut hook = Self {
+            db,
+            needed: 1,
+            gave_up: Arc::new(AtomicBool::new(false)),
+            settings: SessionSettings::default(),
+            settings_errors: HashMap::new(),
+            search_path: parse_search_path(DEFAULT_SEARCH_PATH, &user),
+            user,
+            standard_strings: true,
+            cache: PlanCache::default(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            next_id: 0,
+            expect: VecDeque::new(),
+            simple_result: None,
+            withholding: false,
+            reload_at_ready: false,
+        };
+        for (name, value) in session.parameters() {
+            hook.apply_reported(name, value);
+        }
+        let mut startup: Vec<(String, String)> = Vec::new();
+        for (name, value) in session.startup_params() {
+            if name == "options" {
+                startup.extend(parse_options(value));
+            } else {
+                startup.push((name.to_ascii_lowercase(), value.clone()));
+            }
+        }
+        for (name, value) in startup {
+            hook.apply_change(&SettingChange::Set { name, value });
+        }
+        hook
+    }
+
+    fn apply_reported(&mut self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("standard_conforming_strings") {
+            self.standard_strings = value.eq_ignore_ascii_case("on");
+            return;
+        }
+        match self.settings.apply_parameter(name, value) {
+            Ok(()) => {
+                self.settings_errors.remove(&name.to_ascii_lowercase());
+            }
+            Err(error) => {
+                self.settings_errors
+                    .insert(name.to_ascii_lowercase(), error.to_string());
+            }
+        }
+    }
+
+    fn apply_change(&mut self, change: &SettingChange) {
+        match change {
+            SettingChange::Set { name, value } => match name.as_str() {
+                "search_path" => {
+                    self.search_path = parse_search_path(value, &self.user);
+                    self.cache.clear();
+                }
+                "extra_float_digits" | "bytea_output" => self.apply_reported(name, value),
+                _ => {}
+            },
+            SettingChange::Reset { name } => self.reset(name),
+            SettingChange::ResetAll => {
+                for name in ["search_path", "extra_float_digits", "bytea_output"] {
+                    self.reset(name);
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self, name: &str) {
+        let default = match name {
+            "search_path" => DEFAULT_SEARCH_PATH,
+            "extra_float_digits" => "1",
+            "bytea_output" => "hex",
+            _ => return,
+        };
+        self.apply_change(&SettingChange::Set {
+            name: name.to_owned(),
+            value: default.to_owned(),
+        });
+    }
+
+    /// The catalog to judge a statement with, or the error that refuses it (fail closed).
+    fn catalog(&self) -> Result<Arc<DbCatalog>, ErrorFields> {
+        match self.db.snapshot().state {
+            SnapshotState::Ready(catalog) => Ok(catalog),
+            SnapshotState::Loading => Err(ErrorFields::error(
+                "57P03",
+                "the pgseal proxy has not loaded this database's encryption catalog yet",
+            )
+            .hint("retry shortly; the proxy's log says why if this persists")),
+            SnapshotState::Failed(why) => Err(ErrorFields::error("57P03", why.to_string())
+                .hint("fix the cause in the proxy's log; the proxy retries on its own")),
+        }
+    }
+
+    /// Analyses `sql` (cached), applying any tracked `SET` it contains.
+    fn analyze(
+        &mut self,
+        sql: &str,
+        catalog: &Arc<DbCatalog>,
+    ) -> Result<Arc<Analysis>, ErrorFields> {
+        self.cache.sync_catalog(catalog);
+        let analysis = match self.cache.get(sql) {
+            Some(cached) => cached,
+            None => {
+                let session = SessionCatalog {
+                    catalog,
+                    search_path: &self.search_path,
+                };
+                let result = analyze_deep(sql, &session).ok_or_else(|| {
+                    ErrorFields::error(
+                        "54001",
+                        "the pgseal proxy could not analyse this statement (too complex)",
+                    )
+                    .hint("simplify the statement")
+                })?;
+                let result = Arc::new(result);
+                self.cache.put(sql, Arc::clone(&result));
+                result
+            }
+        };
+        let analysis = match analysis.as_ref() {
+            Ok(a) => Arc::new(a.clone()),
+            Err(refusal) => return Err(refusal_fields(refusal)),
+        };
+        for plan in &analysis.statements {
+            if matches!(plan.kind, StatementKind::Utility) {
+                if let Some(change) = sql.get(plan.span.clone()).and_then(parse_setting) {
+                    self.apply_change(&change);
+                }
+            }
+            if plan.touches_encrypted && matches!(plan.kind, StatementKind::Copy) {
+                return Err(ErrorFields::error(
+                    "0A000",
+                    "COPY of a table with encrypted columns is not supported by the pgseal proxy yet",
+                )
+                .hint("use INSERT and SELECT through the proxy"));
+            }
+        }
+        if analysis.touches_encrypted() {
+            self.check_can_encrypt()?;
+        }
+        Ok(analysis)
+    }
+
+    fn check_can_encrypt(&self) -> Result<(), ErrorFields> {
+        if !self.standard_strings {
+            return Err(ErrorFields::error(
+                "0A000",
+                "encrypted columns need standard_conforming_strings = on",
+            )
+            .hint("SET standard_conforming_strings = on"));
+        }
+        if let Some((name, why)) = self.settings_errors.iter().next() {
+            return Err(ErrorFields::error(
+                "0A000",
+                format!("encrypted columns cannot be used with this session's {name}: {why}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn frontend_message(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
+        match frame.tag {
+            Query::TAG => self.on_query(frame),
+            Parse::TAG => self.on_parse(frame),
+            Bind::TAG => self.on_bind(frame),
+            Describe::TAG => {
+                let describe = Describe::decode(&frame.body).map_err(protocol)?;
+                match describe.kind {
+                    TargetKind::Statement => {
+                        let (id, params) = match self.statements.get(&describe.name) {
+                            Some(s) => (
+                                s.id,
+                                s.params
+                                    .iter()
+                                    .map(|(i, c)| {
+                                        // The server reports a declared type as declared.
+                                        let declared = s.declared.get(*i).copied().unwrap_or(0);
+                                        let oid = if declared == 0 {
+                                            c.logical_type.oid()
+                                        } else {
+                                            declared
+                                        };
+                                        (*i, oid)
+                                    })
+                                    .collect(),
+                            ),
+                            None => (u64::MAX, Vec::new()),
+                        };
+                        self.expect.push_back(Expect::DescribeStatement {
+                            name: describe.name,
+                            id,
+                            params,
+                            injected: false,
+                        });
+                    }
+                    TargetKind::Portal => {
+                        let (slot, client_formats) = match self.portals.get(&describe.name) {
+                            Some(p) => (Arc::clone(&p.slot), p.client_formats.clone()),
+                            None => (PlanSlot::default(), Vec::new()),
+                        };
+                        self.expect.push_back(Expect::DescribePortal {
+                            slot,
+                            client_formats,
+                            injected: false,
+                        });
+                    }
+                }
+                Ok(FrontendVerdict::Forward(frame))
+            }
+            Execute::TAG => {
+                let execute = Execute::decode(&frame.body).map_err(protocol)?;
+                let (slot, invalidates_schema) = match self.portals.get(&execute.portal) {
+                    Some(p) => (Some(Arc::clone(&p.slot)), p.invalidates_schema),
+                    None => (None, false),
+                };
+                self.expect.push_back(Expect::Execute {
+                    slot,
+                    invalidates_schema,
+                });
+                Ok(FrontendVerdict::Forward(frame))
+            }
+            Close::TAG => {
+                let close = Close::decode(&frame.body).map_err(protocol)?;
+                match close.kind {
+                    TargetKind::Statement => {
+                        self.statements.remove(&close.name);
+                    }
+                    TargetKind::Portal => {
+                        self.portals.remove(&close.name);
+                    }
+                }
+                self.expect.push_back(Expect::CloseComplete);
+                Ok(FrontendVerdict::Forward(frame))
+            }
+            SYNC_TAG => {
+                self.expect.push_back(Expect::Sync);
+                Ok(FrontendVerdict::Forward(frame))
+            }
+            FUNCTION_CALL_TAG => {
+                self.expect.push_back(Expect::Query {
+                    invalidates_schema: false,
+                });
+                Ok(FrontendVerdict::Forward(frame))
+            }
+            FLUSH_TAG => Ok(FrontendVerdict::Forward(frame)),
+            _ => Ok(FrontendVerdict::Forward(frame)),
+        }
+    }
+
+    fn on_query(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
+        // Registered first: a refusal is still answered by one ReadyForQuery.
+        self.expect.push_back(Expect::Query {
+            invalidates_schema: false,
+        });
+        let query = Query::decode(&frame.body).map_err(protocol)?;
+        let catalog = self.catalog()?;
+        let analysis = self.analyze(&query.sql, &catalog)?;
+        if let Some(Expect::Query { invalidates_schema }) = self.expect.back_mut() {
+            *invalidates_schema = analysis.invalidates_schema();
+        }
+        if !analysis.touches_encrypted() {
+            return Ok(FrontendVerdict::Forward(frame));
+        }
+        let sql = self.encrypt_literals(&query.sql, &analysis, &catalog)?;
+        let frame = build(|buf| Query { sql }.encode(buf))?;
+        Ok(FrontendVerdict::Replace(vec![frame]))
+    }
+
+    /// The SQL with every literal for an encrypted column replaced by its ciphertext.
+    fn encrypt_literals(
+        &self,
+        sql: &str,
+        analysis: &Analysis,
+        catalog: &DbCatalog,
+    ) -> Result<String, ErrorFields> {
+        let mut replacements = Vec::new();
+        for plan in &analysis.statements {
+            for literal in &plan.literals {
+                let text = match &literal.value {
+                    Literal::Null => {
+                        replacements.push((literal.span.clone(), "NULL".to_owned()));
+                        continue;
+                    }
+                    Literal::Text(s) | Literal::Number(s) => s.clone(),
+                    Literal::Bool(b) => if *b { "true" } else { "false" }.to_owned(),
+                    // A new kind of literal this version does not know: refuse.
+                    _ => {
+                        return Err(ErrorFields::error(
+                            "0A000",
+                            format!(
+                                "unsupported literal for encrypted column {}",
+                                literal.column.qualified_name
+                            ),
+                        ))
+                    }
+                };
+                let value = parse_text(literal.column.logical_type, &text, &self.settings)
+                    .map_err(|e| value_error(&literal.column, &e))?;
+                let sealed = seal(catalog, &literal.column, &value)?;
+                replacements.push((
+                    literal.span.clone(),
+                    format!("'\\x{}'::bytea", hex::encode(sealed)),
+                ));
+            }
+        }
+        Ok(pgseal_sql::rewrite(sql, &replacements))
+    }
+
+    fn on_parse(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
+        let mut parse = Parse::decode(&frame.body).map_err(protocol)?;
+        let catalog = self.catalog()?;
+        let analysis = self.analyze(&parse.sql, &catalog)?;
+        if analysis.touches_encrypted() && analysis.statements.len() > 1 {
+            return Err(ErrorFields::error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let mut params = Vec::new();
+        for plan in &analysis.statements {
+            for param in &plan.params {
+                let index = usize::from(param.number.max(1) - 1);
+                params.push((index, param.column.clone()));
+            }
+        }
+        let declared = parse.param_types.clone();
+        for (index, column) in &params {
+            let ty = declared.get(*index).copied().unwrap_or(0);
+            if ty != 0 && ty != column.logical_type.oid() && !TEXT_LIKE_OIDS.contains(&ty) {
+                return Err(ErrorFields::error(
+                    "42804",
+                    format!(
+                        "parameter ${} is declared with type OID {ty}, but encrypted column {} \
+                         holds {} values",
+                        index + 1,
+                        column.qualified_name,
+                        column.logical_type.sql_name()
+                    ),
+                )
+                .hint("declare it with the column's type, as text, or leave it unspecified"));
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let statement = Statement {
+            id,
+            params,
+            declared,
+            invalidates_schema: analysis.invalidates_schema(),
+            fields: None,
+        };
+        let replaced = !parse.name.is_empty() && self.statements.contains_key(&parse.name);
+        if !replaced {
+            // A named statement that exists makes the server refuse this Parse; the old one
+            // stays, as it does on the server.
+            self.statements.insert(parse.name.clone(), statement);
+        }
+        self.expect.push_back(Expect::ParseComplete);
+        if !analysis.touches_encrypted() || replaced {
+            return Ok(FrontendVerdict::Forward(frame));
+        }
+        parse.sql = self.encrypt_literals(&parse.sql, &analysis, &catalog)?;
+        if let Some(statement) = self.statements.get(&parse.name) {
+            for (index, _) in &statement.params {
+                if parse.param_types.len() <= *index {
+                    parse.param_types.resize(index + 1, 0);
+                }
+                parse.param_types[*index] = BYTEA_OID;
+            }
+        }
+        let frame = build(|buf| parse.encode(buf))?;
+        Ok(FrontendVerdict::Replace(vec![frame]))
+    }
+
+    fn on_bind(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
+        let mut bind = Bind::decode(&frame.body).map_err(protocol)?;
+        let catalog = self.catalog()?;
+        let client_formats = bind.result_formats.clone();
+        let statement = self.statements.get(&bind.statement);
+        let mut changed = false;
+        if let Some(statement) = statement.filter(|s| !s.params.is_empty()) {
+            self.check_can_encrypt()?;
+            let count = bind.params.len();
+            let mut formats = Vec::with_capacity(count);
+            for i in 0..count {
+                formats.push(bind.param_format(i).map_err(protocol)?.code());
+            }
+            for (index, column) in &statement.params {
+                let format = match formats.get(*index) {
+                    Some(&code) if code == Format::Binary.code() => Format::Binary,
+                    Some(_) => Format::Text,
+                    // The server refuses a Bind with too few parameters.
+                    None => continue,
+                };
+                let Some(slot) = bind.params.get_mut(*index) else {
+                    continue;
+                };
+                let Some(raw) = slot.as_ref() else {
+                    continue;
+                };
+                let declared = statement.declared.get(*index).copied().unwrap_or(0);
+                let value = read_param(column, raw, format, declared, &self.settings)?;
+                *slot = Some(Bytes::from(seal(&catalog, column, &value)?));
+                formats[*index] = Format::Binary.code();
+            }
+            bind.param_formats = formats;
+            changed = true;
+        }
+        let invalidates_schema = statement.is_some_and(|s| s.invalidates_schema);
+        let slot = PlanSlot::default();
+        let mut inject = None;
+        match statement.and_then(|s| s.fields.as_ref()) {
+            Some(fields) => {
+                let client_binary =
+                    |i: usize| bind.result_format(i).is_ok_and(|f| f == Format::Binary);
+                let plan = ResultPlan::new(
+                    Arc::clone(&catalog),
+                    fields,
+                    |i| {
+                        client_binary(i)
+                            || catalog
+                                .encrypted_column(fields[i].table_oid, fields[i].column_attr)
+                                .is_some()
+                    },
+                    client_binary,
+                );
+                if plan
+                    .cols
+                    .iter()
+                    .any(|c| matches!(c, ColPlan::Encrypted { .. }))
+                {
+                    let formats: Vec<i16> = plan
+                        .cols
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| match c {
+                            ColPlan::Encrypted { .. } => Format::Binary.code(),
+                            _ => i16::from(client_binary(i)),
+                        })
+                        .collect();
+                    bind.result_formats = formats;
+                    changed = true;
+                }
+                // Set once, on a fresh slot.
+                let _ = slot.set(Arc::new(plan));
+            }
+            None => {
+                inject = Some(build(|buf| {
+                    Describe {
+                        kind: TargetKind::Portal,
+                        name: bind.portal.clone(),
+                    }
+                    .encode(buf)
+                })?);
+            }
+        }
+        if bind.portal.is_empty() || !self.portals.contains_key(&bind.portal) {
+            self.portals.insert(
+                bind.portal.clone(),
+                Portal {
+                    slot: Arc::clone(&slot),
+                    client_formats: client_formats.clone(),
+                    invalidates_schema,
+                },
+            );
+        }
+        self.expect.push_back(Expect::BindComplete);
+        let bind_frame = if changed {
+            build(|buf| bind.encode(buf))?
+        } else {
+            frame
+        };
+        match inject {
+            Some(describe) => {
+                self.expect.push_back(Expect::DescribePortal {
+                    slot,
+                    client_formats,
+                    injected: true,
+                });
+                Ok(FrontendVerdict::Replace(vec![bind_frame, describe]))
+            }
+            None if changed => Ok(FrontendVerdict::Replace(vec![bind_frame])),
+            None => Ok(FrontendVerdict::Forward(bind_frame)),
+        }
+    }
+
+    fn backend_message(&mut self, frame: Frame) -> Result<BackendVerdict, ErrorFields> {
+        if frame.tag == ReadyForQuery::TAG {
+            self.on_ready(&frame);
+            return Ok(BackendVerdict::Forward(frame));
+        }
+        if frame.tag == ParameterStatus::TAG {
+            if let Ok(status) = ParameterStatus::decode(&frame.body) {
+                self.apply_reported(&status.name, &status.value);
+            }
+            return Ok(BackendVerdict::Forward(frame));
+        }
+        if self.withholding {
+            return Ok(match frame.tag {
+                // Asynchronous messages are not part of the withheld result.
+                b'N' | b'A' => BackendVerdict::Forward(frame),
+                _ => BackendVerdict::Replace(Vec::new()),
+            });
+        }
+        match frame.tag {
+            PARSE_COMPLETE_TAG | BIND_COMPLETE_TAG | CLOSE_COMPLETE_TAG => {
+                if !self.front_is_query() {
+                    self.expect.pop_front();
+                }
+                Ok(BackendVerdict::Forward(frame))
+            }
+            ParameterDescription::TAG => self.on_parameter_description(frame),
+            RowDescription::TAG => self.on_row_description(frame),
+            NO_DATA_TAG => match self.expect.front() {
+                Some(Expect::DescribeStatement { .. } | Expect::DescribePortal { .. }) => {
+                    let injected = self.take_describe(Some(Vec::new()));
+                    Ok(if injected {
+                        BackendVerdict::Replace(Vec::new())
+                    } else {
+                        BackendVerdict::Forward(frame)
+                    })
+                }
+                _ => Ok(BackendVerdict::Forward(frame)),
+            },
+            DataRow::TAG => self.on_data_row(frame),
+            COMMAND_COMPLETE_TAG | EMPTY_QUERY_RESPONSE_TAG | PORTAL_SUSPENDED_TAG => {
+                match self.expect.front() {
+                    Some(Expect::Execute {
+                        invalidates_schema, ..
+                    }) => {
+                        if *invalidates_schema && frame.tag == COMMAND_COMPLETE_TAG {
+                            self.reload_at_ready = true;
+                        }
+                        self.expect.pop_front();
+                    }
+                    Some(Expect::Query { .. }) => self.simple_result = None,
+                    _ => {}
+                }
+                Ok(BackendVerdict::Forward(frame))
+            }
+            ERROR_RESPONSE_TAG => {
+                if self.front_is_query() {
+                    self.simple_result = None;
+                } else {
+                    // The server discards everything up to Sync.
+                    while self.expect.front().is_some_and(|e| !e.is_sync_point()) {
+                        self.expect.pop_front();
+                    }
+                }
+                Ok(BackendVerdict::Forward(frame))
+            }
+            _ => Ok(BackendVerdict::Forward(frame)),
+        }
+    }
+
+    fn front_is_query(&self) -> bool {
+        matches!(self.expect.front(), Some(Expect::Query { .. }))
+    }
+
+    fn on_ready(&mut self, frame: &Frame) {
+        while let Some(expect) = self.expect.pop_front() {
+            if let Expect::Query { invalidates_schema } = expect {
+                self.reload_at_ready |= invalidates_schema;
+                break;
+            }
+            if expect.is_sync_point() {
+                break;
+            }
+        }
+        self.withholding = false;
+        self.simple_result = None;
+        if let Ok(ready) = ReadyForQuery::decode(&frame.body) {
+            if ready.status == TransactionStatus::Idle {
+                // Transaction end destroys every portal.
+                self.portals.clear();
+            }
+        }
+        if std::mem::take(&mut self.reload_at_ready) {
+            self.needed = self.db.request_reload();
+        }
+    }
+
+    fn on_parameter_description(&mut self, frame: Frame) -> Result<BackendVerdict, ErrorFields> {
+        let Some(Expect::DescribeStatement {
+            params, injected, ..
+        }) = self.expect.front()
+        else {
+            return Ok(BackendVerdict::Forward(frame));
+        };
+        if *injected {
+            return Ok(BackendVerdict::Replace(Vec::new()));
+        }
+        if params.is_empty() {
+            return Ok(BackendVerdict::Forward(frame));
+        }
+        let mut description = ParameterDescription::decode(&frame.body).map_err(upstream)?;
+        for (index, oid) in params {
+            if let Some(slot) = description.types.get_mut(*index) {
+                *slot = *oid;
+            }
+        }
+        Ok(BackendVerdict::Replace(vec![build(|buf| {
+            description.encode(buf)
+        })?]))
+    }
+
+    /// Pops the `Describe` at the front, recording `fields`; whether it was injected.
+    fn take_describe(&mut self, fields: Option<Vec<FieldDescription>>) -> bool {
+        match self.expect.pop_front() {
+            Some(Expect::DescribeStatement {
+                name, id, injected, ..
+            }) => {
+                if let Some(statement) = self.statements.get_mut(&name).filter(|s| s.id == id) {
+                    statement.fields = fields;
+                }
+                injected
+            }
+            Some(Expect::DescribePortal {
+                slot,
+                client_formats,
+                injected,
+            }) => {
+                if let (Some(fields), Ok(catalog)) = (fields, self.catalog()) {
+                    let binary = |i: usize| format_at(&client_formats, i);
+                    let _ = slot.set(Arc::new(ResultPlan::new(catalog, &fields, binary, binary)));
+                }
+                injected
+            }
+            Some(other) => {
+                self.expect.push_front(other);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn on_row_description(&mut self, frame: Frame) -> Result<BackendVerdict, ErrorFields> {
+        let mut description = RowDescription::decode(&frame.body).map_err(upstream)?;
+        let catalog = self.catalog()?;
+        match self.expect.front() {
+            Some(Expect::DescribeStatement { .. }) => {
+                let injected = self.take_describe(Some(description.fields.clone()));
+                if injected {
+                    return Ok(BackendVerdict::Replace(Vec::new()));
+                }
+                let plan = ResultPlan::new(catalog, &description.fields, |_| false, |_| false);
+                if plan.passthrough() {
+                    return Ok(BackendVerdict::Forward(frame));
+                }
+                plan.rewrite_fields(&mut description.fields, true);
+            }
+            Some(Expect::DescribePortal { slot, .. }) => {
+                let known = slot.get().cloned();
+                let injected = self.take_describe(match known {
+                    Some(_) => None,
+                    None => Some(description.fields.clone()),
+                });
+                if injected {
+                    return Ok(BackendVerdict::Replace(Vec::new()));
+                }
+                let plan = match known {
+                    Some(plan) => plan,
+                    None => {
+                        let formats: Vec<i16> =
+                            description.fields.iter().map(|f| f.format).collect();
+                        let binary = |i: usize| formats.get(i) == Some(&1);
+                        Arc::new(ResultPlan::new(
+                            catalog,
+                            &description.fields,
+                            binary,
+                            binary,
+                        ))
+                    }
+                };
+                if plan.passthrough() {
+                    return Ok(BackendVerdict::Forward(frame));
+                }
+                plan.rewrite_fields(&mut description.fields, false);
+            }
+            _ => {
+                // A simple-protocol result: its rows follow in the formats given here.
+                let formats: Vec<i16> = description.fields.iter().map(|f| f.format).collect();
+                let binary = |i: usize| formats.get(i) == Some(&1);
+                let plan = Arc::new(ResultPlan::new(
+                    catalog,
+                    &description.fields,
+                    binary,
+                    binary,
+                ));
+                let passthrough = plan.passthrough();
+                self.simple_result = Some(Arc::clone(&plan));
+                if passthrough {
+                    return Ok(BackendVerdict::Forward(frame));
+                }
+                plan.rewrite_fields(&mut description.fields, true);
+            }
+        }
+        Ok(BackendVerdict::Replace(vec![build(|buf| {
+            description.encode(buf)
+        })?]))
+    }
+
+    fn on_data_row(&mut self, frame: Frame) -> Result<BackendVerdict, ErrorFields> {
+        let plan = match self.expect.front() {
+            Some(Expect::Execute { slot, .. }) => match slot.as_ref().and_then(|s| s.get()) {
+                Some(plan) => Arc::clone(plan),
+                None => {
+                    return Err(ErrorFields::error(
+                        CORRUPTED,
+                        "the pgseal proxy does not know the columns of this result",
+                    )
+                    .hint("describe the statement or portal before executing it"))
+                }
+            },
+            _ => match &self.simple_result {
+                Some(plan) => Arc::clone(plan),
+                None => return Ok(BackendVerdict::Forward(frame)),
+            },
+        };
+        if plan.passthrough() {
+            return Ok(BackendVerdict::Forward(frame));
+        }
+        let mut row = DataRow::decode(&frame.body).map_err(upstream)?;
+        for (value, col) in row.values.iter_mut().zip(&plan.cols) {
+            let Some(bytes) = value.as_ref() else {
+                continue;
+            };
+            match col {
+                ColPlan::Plain => {}
+                ColPlan::CheckBytea { server_binary } => {
+                    if carries_ciphertext(bytes, *server_binary) {
+                        return Err(ErrorFields::error(
+                            CORRUPTED,
+                            "a result column carries a pgseal ciphertext whose origin the \
+                             pgseal proxy does not know",
+                        )
+                        .hint(
+                            "select encrypted columns directly from their table or view; \
+                             the rest of this result is withheld",
+                        ));
+                    }
+                }
+                ColPlan::Encrypted {
+                    crypto,
+                    server_binary,
+                    client_binary,
+                } => {
+                    let out = open_value(
+                        &plan.catalog,
+                        crypto,
+                        bytes,
+                        *server_binary,
+                        *client_binary,
+                        &self.settings,
+                    )?;
+                    *value = Some(Bytes::from(out));
+                }
+            }
+        }
+        Ok(BackendVerdict::Replace(vec![build(|buf| row.encode(buf))?]))
+    }
+}
+
+impl MessageHook for EncryptHook {
+    fn frontend(&mut self, _session: &SessionState, frame: Frame) -> FrontendVerdict {
+        let tag = frame.tag;
+        match self.frontend_message(frame) {
+            Ok(verdict) => verdict,
+            Err(fields) => {
+                if tag != Query::TAG && tag != FUNCTION_CALL_TAG {
+                    // The connection layer skips to Sync and sends it: its ReadyForQuery ends
+                    // this cycle. A rejected Parse leaves no unnamed statement behind.
+                    self.expect.push_back(Expect::Sync);
+                    self.statements.remove("");
+                }
+                FrontendVerdict::Reject(fields)
+            }
+        }
+    }
+
+    fn backend(&mut self, _session: &SessionState, frame: Frame) -> BackendVerdict {
+        match self.backend_message(frame) {
+            Ok(verdict) => verdict,
+            Err(fields) => {
+                // One error in place of the rest of the result; then nothing until
+                // ReadyForQuery, as after a server error.
+                self.withholding = true;
+                self.simple_result = None;
+                match build(|buf| fields.encode(ERROR_RESPONSE_TAG, buf)) {
+                    Ok(frame) => BackendVerdict::Replace(vec![frame]),
+                    Err(_) => BackendVerdict::Replace(Vec::new()),
+                }
+            }
+        }
+    }
+
+    fn wait_before_frontend(&mut self) -> Option<HookWait> {
+        if self.gave_up.swap(false, Ordering::SeqCst) {
+            // Waited long enough: judge with whatever is published (fail closed if nothing).
+            self.needed = 0;
+            return None;
+        }
+        let needed = self.needed;
+        if is_ready(&self.db.snapshot(), needed) {
+            return None;
+        }
+        let mut updates = self.db.subscribe();
+        let gave_up = Arc::clone(&self.gave_up);
+        Some(Box::pin(async move {
+            let waited =
+                tokio::time::timeout(CATALOG_WAIT, updates.wait_for(|s| is_ready(s, needed))).await;
+            if !matches!(waited, Ok(Ok(_))) {
+                gave_up.store(true, Ordering::SeqCst);
+            }
+        }))
+    }
+}
+
+fn is_ready(snapshot: &super::catalog::Snapshot, needed: u64) -> bool {
+    snapshot.generation >= needed && !matches!(snapshot.state, SnapshotState::Loading)
+}
+
+/// Per-session cache of analyses by statement text, least recently used dropped first.
+#[derive(Default)]
+struct PlanCache {
+    entries: HashMap<String, (Arc<Result<Analysis, SqlError>>, u64)>,
+    tick: u64,
+    catalog: Option<std::sync::Weak<DbCatalog>>,
+}
+
+impl PlanCache {
+    fn sync_catalog(&mut self, catalog: &Arc<DbCatalog>) {
+        let same = self.catalog.as_ref().is_some_and(|c| {
+            std::ptr::eq(c.as_ptr(), Arc::as_ptr(catalog)) && c.strong_count() > 0
+        });
+        if !same {
+            self.entries.clear();
+            self.catalog = Some(Arc::downgrade(catalog));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    fn get(&mut self, sql: &str) -> Option<Arc<Result<Analysis, SqlError>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(sql).map(|(analysis, used)| {
+            *used = tick;
+            Arc::clone(analysis)
+        })
+    }
+
+    fn put(&mut self, sql: &str, analysis: Arc<Result<Analysis, SqlError>>) {
+        if self.entries.len() >= PLAN_CACHE_CAPACITY {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(sql.to_owned(), (analysis, self.tick));
+    }
+}
+
+/// Runs the analysis on a thread with a large stack; `None` if it could not complete.
+fn analyze_deep(sql: &str, catalog: &SessionCatalog<'_>) -> Option<Result<Analysis, SqlError>> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("pgseal-analyze".to_owned())
+            .stack_size(ANALYZE_STACK)
+            .spawn_scoped(scope, || pgseal_sql::analyze(sql, catalog))
+            .ok()?
+            .join()
+            .ok()
+    })
+}
+
+fn refusal_fields(refusal: &SqlError) -> ErrorFields {
+    let fields = ErrorFields::error(refusal.sqlstate(), refusal.to_string());
+    match refusal.column() {
+        Some(column) => fields.detail(format!("encrypted column: {column}")),
+        None => fields,
+    }
+}
+
+fn protocol(error: WireError) -> ErrorFields {
+    ErrorFields::error("08P01", format!("invalid message: {error}"))
+}
+
+fn upstream(error: WireError) -> ErrorFields {
+    ErrorFields::error(
+        "08P01",
+        format!("the pgseal proxy cannot read the server's message: {error}"),
+    )
+}
+
+fn value_error(column: &EncryptedColumnInfo, error: &ValueError) -> ErrorFields {
+    ErrorFields::error(
+        error.sqlstate(),
+        format!(
+            "invalid {} value for encrypted column {}: {error}",
+            column.logical_type.sql_name(),
+            column.qualified_name
+        ),
+    )
+}
+
+/// Encodes one message into a frame.
+fn build(
+    encode: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
+) -> Result<Frame, ErrorFields> {
+    let mut buf = BytesMut::new();
+    encode(&mut buf).map_err(|e| {
+        ErrorFields::error(
+            "XX000",
+            format!("the pgseal proxy cannot encode a message: {e}"),
+        )
+    })?;
+    let tag = buf.first().copied().unwrap_or_default();
+    if buf.len() < 5 {
+        return Err(ErrorFields::error(
+            "XX000",
+            "the pgseal proxy produced an empty message",
+        ));
+    }
+    let body = buf.split_off(5).freeze();
+    Ok(Frame::new(tag, body))
+}
+
+fn format_at(formats: &[i16], index: usize) -> bool {
+    match formats {
+        [] => false,
+        [one] => *one == 1,
+        many => many.get(index) == Some(&1),
+    }
+}
+
+/// Seals `value` for `column` under its active key.
+fn seal(
+    catalog: &DbCatalog,
+    column: &EncryptedColumnInfo,
+    value: &Value,
+) -> Result<Vec<u8>, ErrorFields> {
+    let cipher = (column.column_id != 0)
+        .then(|| catalog.cipher(column.column_id))
+        .flatten()
+        .ok_or_else(|| {
+            ErrorFields::error(
+                "0A000",
+                format!(
+                    "encrypted column {} has no data key the pgseal proxy can write with",
+                    column.qualified_name
+                ),
+            )
+            .hint(
+                "write to the table itself (not through a view that mixes columns), and commit \
+                 the column's creation first so its keys can be made",
+            )
+        })?;
+    Ok(cipher.seal(&encode_canonical(value), &index_input(value)))
+}
+
+/// Reads a client's parameter value for `column` in its format.
+fn read_param(
+    column: &EncryptedColumnInfo,
+    raw: &[u8],
+    format: Format,
+    declared: u32,
+    settings: &SessionSettings,
+) -> Result<Value, ErrorFields> {
+    let ty = column.logical_type;
+    let as_text = |raw: &[u8]| {
+        let text = std::str::from_utf8(raw).map_err(|_| {
+            ErrorFields::error(
+                "22021",
+                format!(
+                    "the value for encrypted column {} is not valid UTF-8",
+                    column.qualified_name
+                ),
+            )
+        })?;
+        parse_text(ty, text, settings).map_err(|e| value_error(column, &e))
+    };
+    match format {
+        Format::Text => as_text(raw),
+        Format::Binary if TEXT_LIKE_OIDS.contains(&declared) && ty.oid() != declared => {
+            as_text(raw)
+        }
+        Format::Binary => decode_binary(ty, raw).map_err(|e| value_error(column, &e)),
+    }
+}
+
+/// Whether a `bytea` value of unknown origin is a pgseal ciphertext.
+fn carries_ciphertext(bytes: &[u8], binary: bool) -> bool {
+    if binary {
+        return pgseal_crypto::parse_ciphertext(bytes).is_ok();
+    }
+    if bytes.first() != Some(&b'\\') {
+        return false;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    match parse_text(LogicalType::Bytea, text, &SessionSettings::default()) {
+        Ok(Value::Bytea(raw)) => pgseal_crypto::parse_ciphertext(&raw).is_ok(),
+        _ => false,
+    }
+}
+
+/// Opens one stored value and produces it in the client's format.
+fn open_value(
+    catalog: &DbCatalog,
+    crypto: &ColumnCrypto,
+    stored: &[u8],
+    server_binary: bool,
+    client_binary: bool,
+    settings: &SessionSettings,
+) -> Result<Vec<u8>, ErrorFields> {
+    let corrupt = |why: String| {
+        ErrorFields::error(
+            CORRUPTED,
+            format!(
+                "pgseal cannot decrypt a value of encrypted column {}: {why}",
+                crypto.qualified_name
+            ),
+        )
+        .hint(
+            "the stored value was altered, copied from another column, or its key is retired; \
+             the rest of this result is withheld",
+        )
+    };
+    let decoded;
+    let ciphertext: &[u8] = if server_binary {
+        stored
+    } else {
+        let text = std::str::from_utf8(stored)
+            .map_err(|_| corrupt("the server sent a malformed bytea".to_owned()))?;
+        decoded = match parse_text(LogicalType::Bytea, text, settings) {
+            Ok(Value::Bytea(raw)) => raw,
+            _ => return Err(corrupt("the server sent a malformed bytea".to_owned())),
+        };
+        &decoded
+    };
+    let header = pgseal_crypto::parse_ciphertext(ciphertext)
+        .map_err(|e| corrupt(format!("not a pgseal ciphertext ({e})")))?;
+    if !crypto.column_ids.contains(&header.column_id) {
+        return Err(corrupt(format!(
+            "the ciphertext belongs to column id {}, not to this column",
+            header.column_id
+        )));
+    }
+    let cipher = catalog
+        .cipher(header.column_id)
+        .ok_or_else(|| corrupt("no key of this column is loaded".to_owned()))?;
+    let ty = crypto.logical_type;
+    let value = cipher
+        .open_with(ciphertext, |plain| decode_canonical(ty, plain))
+        .map_err(|e| corrupt(e.to_string()))?
+        .map_err(|e| corrupt(format!("the decrypted value is malformed ({e})")))?;
+    Ok(if client_binary {
+        encode_binary(&value)
+    } else {
+        format_text(&value, settings).into_bytes()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_lists_follow_the_protocol_rule() {
+        assert!(!format_at(&[], 3));
+        assert!(format_at(&[1], 3));
+        assert!(format_at(&[0, 1], 1));
+        assert!(!format_at(&[0, 1], 0));
+        assert!(!format_at(&[0, 1], 7));
+    }
+
+    #[test]
+    fn built_frames_round_trip() {
+        let frame = build(|buf| {
+            Query {
+                sql: "select 1".to_owned(),
+            }
+            .encode(buf)
+        })
+        .expect("encodes");
+        assert_eq!(frame.tag, Query::TAG);
+        assert_eq!(Query::decode(&frame.body).expect("decodes").sql, "select 1");
+    }
+
+    #[test]
+    fn only_ciphertexts_are_flagged_in_plain_bytea() {
+        assert!(!carries_ciphertext(b"\\x0102", false));
+        assert!(!carries_ciphertext(b"plain", false));
+        assert!(!carries_ciphertext(&[0xB5, 1, 2], true));
+    }
+}

@@ -1,0 +1,174 @@
+//! The encryption layer: clients read and write plaintext, PostgreSQL stores only ciphertext.
+//!
+//! [`serve_encrypted`] runs the proxy with one encryption hook per session.
+//! Everything below is what that hook does; `docs/format.md` has the byte formats.
+//!
+//! # Catalog (per database)
+//!
+//! A *control connection*, made with the credentials of [`EncryptionOptions::control_url`] to
+//! the session's database, loads: every user table, view, materialized view and foreign table
+//! (OID, schema, name, columns in `attnum` order), the encrypted columns and their keys
+//! (`pgseal::ensure_data_keys`, which registers new columns and creates their keys, then
+//! `pgseal::Keyring::load`), and the OIDs of the `pgseal.*` domains. View columns of a pgseal
+//! domain type are mapped, through `pg_depend`, to the encrypted columns of that type the view
+//! reads; a value in such a column opens only with the key of one of them.
+//!
+//! The catalog is shared by all sessions of the database and replaced atomically. It is
+//! reloaded every [`EncryptionOptions::reload_interval`] (new columns and rotated keys made
+//! elsewhere appear without a restart) and after a session's statement that changes the schema
+//! completes: that session's next message waits (at most 30 s) for the reload, so
+//! `ALTER TABLE t ADD COLUMN c pgseal.text` through the proxy is usable at once. A failed
+//! reload keeps the previous catalog. Until a database's first load succeeds, its sessions'
+//! statements are refused with SQLSTATE `57P03` (fail closed).
+//!
+//! Each session resolves names with its own `search_path` (startup `search_path` or
+//! `options=-c search_path=...`, `SET [SESSION] search_path`, `RESET`; default
+//! `"$user", public`; `pg_catalog` first unless listed).
+//!
+//! # Statements
+//!
+//! Each statement text is analysed once per session by `pgseal-sql` (an LRU of 256 texts per
+//! session, cleared when the catalog or `search_path` changes) on a thread with a 16 MiB stack.
+//! A refused statement never reaches the server: the client gets one `ErrorResponse` with the
+//! analysis's SQLSTATE and a message naming the column, then `ReadyForQuery`, and the
+//! connection stays usable. A statement that touches no encrypted column passes byte for byte.
+//!
+//! * **Literals** for encrypted columns are parsed as the column's type with the session's
+//!   settings (`DateStyle`, `TimeZone`, ...), encoded canonically, sealed with the column's
+//!   active key, and replaced in the text by `'\x<hex>'::bytea`; the rest of the text is kept
+//!   byte for byte. `NULL` stays `NULL`.
+//! * **Parameters** (extended protocol): `Parse` declares each encrypted `$n` as `bytea`; each
+//!   `Bind` reads the client's value in its format (text through the type's input rules,
+//!   binary as the type's binary format; a parameter declared `text`/`varchar` is read as
+//!   text), seals it, and sends it in binary.
+//! * **Results**: a `RowDescription` field whose table OID and attribute number are an
+//!   encrypted column (or a view column mapped to some) is reported with the logical type's
+//!   OID, length and typmod -1; its values are opened (the ciphertext's column id must be
+//!   that column's) and produced in the client's format (text formatted for the session's
+//!   `DateStyle`, `TimeZone`, `IntervalStyle`, `extra_float_digits`, `bytea_output`). In the
+//!   extended protocol the server is asked for encrypted columns in binary when the
+//!   statement's columns are known at `Bind`; otherwise a `Describe` of the portal is
+//!   injected after the `Bind` and its answer withheld from the client.
+//! * **Settings** the server does not report (`extra_float_digits`, `bytea_output`,
+//!   `search_path`) are tracked from the startup packet and from top-level `SET`/`RESET`
+//!   statements (applied when sent; `SET LOCAL` and `set_config()` are not tracked).
+//!   Statements on encrypted columns are refused while `standard_conforming_strings` is off or a
+//!   setting cannot be honoured (a non-UTF8 `client_encoding`, a POSIX time zone with rules).
+//!
+//! # Extended protocol bookkeeping
+//!
+//! Prepared statements and portals are tracked by name as the server keeps them: a `Parse`
+//! replaces the unnamed statement (a named one that exists stays, as the server refuses the
+//! `Parse`), `Close` removes, a `Bind` is rewritten against the statement its name refers to
+//! *now*, portals die at the end of the transaction. A FIFO of the responses owed for each
+//! message sent (marking the injected `Describe`s) pairs every response with its request
+//! through pipelines, `Execute` row limits with `PortalSuspended`, `Flush`, and errors (after
+//! which the server discards up to `Sync`, and so does the FIFO).
+//!
+//! # Fail closed
+//!
+//! * A statement the analysis cannot fully handle is refused (see `pgseal-sql`).
+//! * `COPY` to or from a table with encrypted columns is refused (`0A000`).
+//! * A value that fails to open (altered, copied from another column, key retired) gives the
+//!   client an `ErrorResponse` with SQLSTATE `XX001` (`data_corrupted`) naming the column;
+//!   the rest of that response, up to `ReadyForQuery`, is withheld. A ciphertext never reaches
+//!   the client as a value.
+//! * A `bytea` result column of unknown origin whose value is a pgseal ciphertext is the same
+//!   error.
+//!
+//! # Known limits
+//!
+//! * When a value fails to open mid-result, statements after it in the same simple `Query`
+//!   string (or the same pipeline) have still run on the server; the client only sees the
+//!   error.
+//! * A column made encrypted inside a transaction block that is still open is not known to
+//!   the proxy until the transaction commits; writes to it in that transaction reach the
+//!   server as plaintext and are rejected by the domain's `CHECK`.
+//! * Temporary tables are invisible to the control connection: a temporary table named like an
+//!   encrypted table is treated as that table.
+//! * Equality search on searchable columns (the blind-index rewrite) is refused for now.
+
+mod catalog;
+mod hook;
+mod settings;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::session::SessionState;
+use crate::{HookFactory, Proxy, ProxyConfig, ProxyError};
+
+use catalog::Catalogs;
+use hook::EncryptHook;
+
+/// Default [`EncryptionOptions::reload_interval`]: 5 s.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the encryption layer needs besides the proxy's own settings.
+#[derive(Clone)]
+pub struct EncryptionOptions {
+    /// `postgres://user[:password]@host[:port]/database`: the proxy's own login, used for the
+    /// control connections that load each database's catalog and keys (its database is loaded
+    /// eagerly at start). The role must be able to read the catalog and `pgseal.*`, and to
+    /// register columns and create keys.
+    pub control_url: String,
+    /// The master keys that unwrap the data keys.
+    pub master: pgseal::MasterKeyring,
+    /// Where key events are recorded.
+    pub audit: pgseal::AuditLog,
+    /// How often each database's catalog is reloaded ([`DEFAULT_RELOAD_INTERVAL`]).
+    pub reload_interval: Duration,
+}
+
+impl std::fmt::Debug for EncryptionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password and the keyring holds keys: neither is shown.
+        f.debug_struct("EncryptionOptions")
+            .field("master", &self.master.current().fingerprint().to_string())
+            .field("reload_interval", &self.reload_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates an [`EncryptHook`] per session, sharing each database's catalog.
+struct EncryptFactory {
+    catalogs: Arc<Catalogs>,
+}
+
+impl HookFactory for EncryptFactory {
+    type Hook = EncryptHook;
+
+    fn create(&self, session: &SessionState) -> EncryptHook {
+        let database = session.database().unwrap_or_default();
+        EncryptHook::new(self.catalogs.handle(database), session)
+    }
+}
+
+/// Runs the encrypting proxy: binds `proxy_config.listen`, loads the catalog and keys of the
+/// control URL's database (so a wrong master key fails here, with pgseal's "does not match the
+/// data keys in database X" message), calls `ready` with the bound address, and serves until
+/// `shutdown` completes.
+///
+/// # Errors
+/// [`ProxyError::InvalidConfig`], [`ProxyError::Bind`], [`ProxyError::InvalidControlUrl`], or
+/// [`ProxyError::Catalog`] when the control database's catalog cannot be loaded.
+pub async fn serve_encrypted<S: Future<Output = ()>>(
+    proxy_config: ProxyConfig,
+    options: EncryptionOptions,
+    ready: impl FnOnce(SocketAddr) + Send,
+    shutdown: S,
+) -> Result<(), ProxyError> {
+    proxy_config.validate()?;
+    let catalogs = Catalogs::new(
+        &options.control_url,
+        options.master,
+        options.audit,
+        options.reload_interval,
+    )?;
+    catalogs.preload(&catalogs.control_database()).await?;
+    let proxy = Proxy::bind_with_hooks(proxy_config, EncryptFactory { catalogs }).await?;
+    ready(proxy.local_addr());
+    proxy.serve(shutdown).await
+}

@@ -1,0 +1,841 @@
+//! The encryption layer against a real PostgreSQL and real clients: values round-trip through
+//! the proxy in both protocols and both formats, PostgreSQL only ever holds ciphertext, refused
+//! statements never reach it, and no plaintext reaches its log, files or statistics.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::config_for;
+use pgseal::{AuditLog, MasterKey, MasterKeyring};
+use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
+use pgseal_testkit::{TestCluster, TestDatabase};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// Every pgseal type, and the same columns in plain types for differential checks.
+const ENCRYPTED_COLUMNS: &str = "b pgseal.bool, i2 pgseal.int2, i4 pgseal.int4, \
+    i8 pgseal.int8, f4 pgseal.float4, f8 pgseal.float8, num pgseal.numeric, t pgseal.text, \
+    vc pgseal.varchar, ba pgseal.bytea, d pgseal.date, tm pgseal.time, ts pgseal.timestamp, \
+    tz pgseal.timestamptz, u pgseal.uuid, j pgseal.jsonb, email pgseal.email";
+const PLAIN_COLUMNS: &str = "b bool, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, \
+    num numeric, t text, vc varchar, ba bytea, d date, tm time, ts timestamp, tz timestamptz, \
+    u uuid, j jsonb, email text";
+const ROW_VALUES: &str = "true, 12, -345, 6789012345, 1.5, 2.25, 123.450, 'it''s', 'vc', \
+    '\\xdeadbeef', '2024-03-01', '13:45:00.5', '2024-03-01 13:45:00', \
+    '2024-03-01 13:45:00+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"b\": 1, \"a\": [1, 2]}', \
+    'Ann@Example.com'";
+
+struct Env {
+    db: TestDatabase,
+    addr: SocketAddr,
+    stop: Arc<Notify>,
+    task: JoinHandle<Result<(), ProxyError>>,
+    master: MasterKeyring,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        self.task.abort();
+    }
+}
+
+impl Env {
+    async fn client(&self) -> Client {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            self.addr.port(),
+            self.db.name()
+        );
+        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
+            .await
+            .expect("connect through the encrypting proxy");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+}
+
+fn clone_master(ring: &MasterKeyring) -> MasterKeyring {
+    MasterKeyring::new(
+        MasterKey::from_base64("test", &ring.current().expose_base64()).expect("valid key"),
+        Vec::new(),
+    )
+}
+
+async fn setup(ddl: &str) -> Env {
+    let cluster = TestCluster::shared();
+    let db = cluster.create_database().await;
+    let mut admin = db.connect().await;
+    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
+    pgseal::init(&mut admin, &master, &AuditLog::disabled())
+        .await
+        .expect("install pgseal");
+    admin.batch_execute(ddl).await.expect("schema");
+    let options = EncryptionOptions {
+        control_url: db.url().to_owned(),
+        master: clone_master(&master),
+        audit: AuditLog::disabled(),
+        reload_interval: Duration::from_millis(500),
+    };
+    let stop = Arc::new(Notify::new());
+    let stopped = Arc::clone(&stop);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(serve_encrypted(
+        config_for(cluster),
+        options,
+        move |addr| {
+            let _ = tx.send(addr);
+        },
+        async move { stopped.notified().await },
+    ));
+    let addr = rx.await.expect("the proxy is ready");
+    Env {
+        db,
+        addr,
+        stop,
+        task,
+        master,
+    }
+}
+
+async fn standard_setup() -> Env {
+    setup(&format!(
+        "CREATE TABLE people (id int PRIMARY KEY, name text, {ENCRYPTED_COLUMNS});
+         CREATE TABLE people_plain (id int PRIMARY KEY, name text, {PLAIN_COLUMNS});
+         CREATE VIEW people_view AS SELECT id, t AS label, d FROM people;
+         CREATE VIEW people_plain_view AS SELECT id, t AS label, d FROM people_plain;"
+    ))
+    .await
+}
+
+/// Rows of a simple query as text.
+async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `sql` (with `{t}` for the table) on the encrypted and the plain table through the
+/// proxy and requires identical text results.
+async fn same_as_plain(client: &Client, sql: &str) {
+    let encrypted = simple_rows(client, &sql.replace("{t}", "people")).await;
+    let plain = simple_rows(client, &sql.replace("{t}", "people_plain")).await;
+    assert_eq!(encrypted, plain, "{sql}");
+}
+
+fn error_code<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> String {
+    let err = result.expect_err("refused");
+    err.code()
+        .map(|c| c.code().to_owned())
+        .unwrap_or_else(|| panic!("not a server-style error: {err}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_in_both_protocols_and_is_stored_encrypted() {
+    let env = standard_setup().await;
+    let client = env.client().await;
+    for table in ["people", "people_plain"] {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {table} VALUES (1, 'ann', {ROW_VALUES});
+                 INSERT INTO {table} (id, name, t, i4) VALUES (2, 'bob', 'x', 1), (3, 'cy', NULL, DEFAULT);
+                 INSERT INTO {table} (id, t) VALUES (4, 'first') ON CONFLICT (id) DO NOTHING;
+                 INSERT INTO {table} (id, t) VALUES (4, 'second')
+                     ON CONFLICT (id) DO UPDATE SET t = EXCLUDED.t;
+                 UPDATE {table} SET d = '2000-01-02', i8 = NULL WHERE id = 2;"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("writes to {table}: {e}"));
+    }
+    same_as_plain(&client, "SELECT * FROM {t} ORDER BY id").await;
+    same_as_plain(
+        &client,
+        "SELECT p.t AS label, p.d, p.id FROM public.{t} p WHERE p.id > 1 ORDER BY p.id",
+    )
+    .await;
+    same_as_plain(
+        &client,
+        "SELECT a.id, b.email FROM {t} a JOIN {t} b ON a.id = b.id ORDER BY a.id",
+    )
+    .await;
+    same_as_plain(
+        &client,
+        "WITH c AS (SELECT id, tz, j FROM {t}) SELECT * FROM (SELECT tz, j, id FROM c) s ORDER BY id",
+    )
+    .await;
+    same_as_plain(&client, "SELECT * FROM {t}_view ORDER BY id").await;
+    same_as_plain(
+        &client,
+        "INSERT INTO {t} (id, t, num) VALUES (9, 'returned', -1.50) RETURNING t, num, id",
+    )
+    .await;
+    same_as_plain(
+        &client,
+        "SELECT count(t), count(*) FROM {t} WHERE t IS NOT NULL",
+    )
+    .await;
+
+    // Extended protocol, binary results.
+    let sql = "SELECT b, i2, i4, i8, f4, f8, t, vc, ba, email FROM {t} WHERE id = 1";
+    let enc = client
+        .query_one(&sql.replace("{t}", "people"), &[])
+        .await
+        .expect("binary read");
+    let plain = client
+        .query_one(&sql.replace("{t}", "people_plain"), &[])
+        .await
+        .expect("plain");
+    assert_eq!(enc.columns()[0].type_(), &Type::BOOL);
+    assert_eq!(enc.columns()[6].type_(), &Type::TEXT);
+    assert_eq!(enc.get::<_, bool>(0), plain.get::<_, bool>(0));
+    assert_eq!(enc.get::<_, i16>(1), plain.get::<_, i16>(1));
+    assert_eq!(enc.get::<_, i32>(2), plain.get::<_, i32>(2));
+    assert_eq!(enc.get::<_, i64>(3), plain.get::<_, i64>(3));
+    assert_eq!(enc.get::<_, f32>(4), plain.get::<_, f32>(4));
+    assert_eq!(enc.get::<_, f64>(5), plain.get::<_, f64>(5));
+    assert_eq!(enc.get::<_, String>(6), "it's");
+    assert_eq!(enc.get::<_, String>(7), plain.get::<_, String>(7));
+    assert_eq!(enc.get::<_, Vec<u8>>(8), vec![0xde, 0xad, 0xbe, 0xef]);
+    assert_eq!(enc.get::<_, String>(9), "Ann@Example.com");
+
+    // Parameters in binary, then in text (declared text), into every type.
+    let insert = "INSERT INTO {t} (id, b, i2, i4, i8, f4, f8, t, vc, ba) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    for table in ["people", "people_plain"] {
+        client
+            .execute(
+                &insert.replace("{t}", table),
+                &[
+                    &20i32,
+                    &false,
+                    &-7i16,
+                    &123_456i32,
+                    &-9_876_543_210i64,
+                    &0.1f32,
+                    &-1e300f64,
+                    &"param ü",
+                    &"v",
+                    &vec![0u8, 1, 255],
+                ],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("binary params into {table}: {e}"));
+    }
+    // Text parameters (declared text, so sent as text) read with the type's input rules.
+    let typed = client
+        .prepare_typed(
+            "INSERT INTO people (id, d, tz, num, u, j, tm) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                Type::INT4,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+            ],
+        )
+        .await
+        .expect("prepare typed");
+    client
+        .execute(
+            &typed,
+            &[
+                &21i32,
+                &"1999-12-31",
+                &"2024-06-01 12:00:00+00",
+                &"-0.000123",
+                &"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+                &"[1, {\"x\": null}]",
+                &"23:59:59",
+            ],
+        )
+        .await
+        .expect("text params");
+    client
+        .batch_execute(
+            "INSERT INTO people_plain (id, d, tz, num, u, j, tm) VALUES (21, '1999-12-31', \
+             '2024-06-01 12:00:00+00', '-0.000123', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', \
+             '[1, {\"x\": null}]', '23:59:59')",
+        )
+        .await
+        .expect("plain mirror");
+    same_as_plain(&client, "SELECT * FROM {t} WHERE id >= 20 ORDER BY id").await;
+
+    // Directly in PostgreSQL: only ciphertext.
+    let direct = env.db.connect().await;
+    let rows = direct
+        .query(
+            "SELECT t::bytea, i4::bytea, d::bytea FROM people WHERE id = 1",
+            &[],
+        )
+        .await
+        .expect("direct read");
+    for i in 0..3 {
+        let stored: Vec<u8> = rows[0].get(i);
+        assert_eq!(
+            stored.first(),
+            Some(&0xB5),
+            "column {i} is stored encrypted"
+        );
+        assert!(!stored.windows(4).any(|w| w == b"it's"));
+    }
+    let nulls: i64 = direct
+        .query_one(
+            "SELECT count(*) FROM people WHERE id = 3 AND t IS NULL",
+            &[],
+        )
+        .await
+        .expect("null stays null")
+        .get(0);
+    assert_eq!(nulls, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_are_bookkept_by_name_and_the_session_recovers_from_refusals() {
+    let env = standard_setup().await;
+    let client = env.client().await;
+    let insert = client
+        .prepare("INSERT INTO people (id, t, i8) VALUES ($1, $2, $3)")
+        .await
+        .expect("prepare");
+    assert_eq!(insert.params()[1], Type::TEXT);
+    assert_eq!(insert.params()[2], Type::INT8);
+    for i in 0..50i32 {
+        client
+            .execute(&insert, &[&i, &format!("row {i}"), &i64::from(i * 1000)])
+            .await
+            .expect("reused statement");
+    }
+    let select = client
+        .prepare("SELECT t, i8 FROM people WHERE id = $1")
+        .await
+        .expect("prepare select");
+    for i in [0i32, 17, 49] {
+        let row = client.query_one(&select, &[&i]).await.expect("select");
+        assert_eq!(row.get::<_, String>(0), format!("row {i}"));
+        assert_eq!(row.get::<_, i64>(1), i64::from(i * 1000));
+    }
+
+    // The unnamed statement re-parsed with other SQL between binds (tokio-postgres' query
+    // with parameters uses the unnamed statement each time).
+    let a: String = client
+        .query_one("SELECT t FROM people WHERE id = 3", &[])
+        .await
+        .expect("first unnamed")
+        .get(0);
+    let b: i64 = client
+        .query_one("SELECT i8 FROM people WHERE id = 4", &[])
+        .await
+        .expect("second unnamed")
+        .get(0);
+    assert_eq!((a.as_str(), b), ("row 3", 4000));
+
+    // A refusal in the middle of a transaction fails it like a server error would.
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .execute(&insert, &[&100i32, &"in tx", &1i64])
+        .await
+        .expect("insert in tx");
+    let code = error_code(client.query("SELECT * FROM people ORDER BY t", &[]).await);
+    assert_eq!(code, "0A000");
+    let code = error_code(client.query("SELECT 1", &[]).await);
+    assert_eq!(code, "25P02");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM people WHERE id = 100", &[])
+        .await
+        .expect("recovered")
+        .get(0);
+    assert_eq!(n, 0);
+    let again: String = client
+        .query_one(&select, &[&49i32])
+        .await
+        .expect("prepared statement still usable")
+        .get(0);
+    assert_eq!(again, "row 49");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_their_sqlstate_and_nothing_reaches_the_server() {
+    let env = standard_setup().await;
+    let client = env.client().await;
+    let cases = [
+        ("SELECT * FROM people ORDER BY t -- canary_order", "0A000"),
+        ("SELECT * FROM people WHERE i4 < 5 -- canary_range", "0A000"),
+        ("SELECT * FROM people WHERE t LIKE 'canary_like%'", "0A000"),
+        ("SELECT lower(t) FROM people -- canary_function", "0A000"),
+        (
+            "SELECT t, count(*) FROM people GROUP BY t -- canary_group",
+            "0A000",
+        ),
+        ("SELECT DISTINCT t FROM people -- canary_distinct", "0A000"),
+        (
+            "INSERT INTO people (id, t) SELECT id, 'canary_insel' FROM people_plain",
+            "0A000",
+        ),
+        ("COPY people FROM STDIN -- canary_copy", "0A000"),
+        ("SELEC t FROM people WHERE canary_syntax", "42601"),
+    ];
+    for (sql, expected) in cases {
+        let code = error_code(client.simple_query(sql).await);
+        assert_eq!(code, expected, "{sql}");
+        let code = error_code(client.query(sql, &[]).await);
+        assert_eq!(code, expected, "{sql} (extended)");
+    }
+    let log = std::fs::read_to_string(TestCluster::shared().cluster().log_path())
+        .expect("read the server log");
+    let direct = env.db.connect().await;
+    let statements: Vec<String> = direct
+        .query("SELECT query FROM pg_stat_statements", &[])
+        .await
+        .expect("pg_stat_statements")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for canary in [
+        "canary_order",
+        "canary_range",
+        "canary_like",
+        "canary_function",
+        "canary_group",
+        "canary_distinct",
+        "canary_insel",
+        "canary_copy",
+        "canary_syntax",
+    ] {
+        assert!(!log.contains(canary), "{canary} reached the server log");
+        assert!(
+            !statements.iter().any(|q| q.contains(canary)),
+            "{canary} reached pg_stat_statements"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_plaintext_reaches_the_log_the_files_or_the_statistics() {
+    let env = standard_setup().await;
+    let client = env.client().await;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let text_a = format!("leakcanarya{nonce}");
+    let text_b = format!("leakcanaryb{nonce}");
+    let number_a =
+        7_000_000_000_000_000_000i64 + i64::try_from(nonce % 1_000_000_000).expect("small");
+    let number_b = number_a + 17;
+    let date_a = "1987-06-05";
+    client
+        .simple_query(&format!(
+            "INSERT INTO people (id, t, i8, d) VALUES (1, '{text_a}', {number_a}, '{date_a}')"
+        ))
+        .await
+        .expect("simple insert");
+    client
+        .execute(
+            "INSERT INTO people (id, t, i8) VALUES ($1, $2, $3)",
+            &[&2i32, &text_b, &number_b],
+        )
+        .await
+        .expect("extended insert");
+    let rows = simple_rows(&client, "SELECT t, i8, d FROM people ORDER BY id").await;
+    assert_eq!(rows[0][0].as_deref(), Some(text_a.as_str()));
+    assert_eq!(rows[0][2].as_deref(), Some(date_a));
+    let row = client
+        .query_one("SELECT t, i8 FROM people WHERE id = $1", &[&2i32])
+        .await
+        .expect("extended read");
+    assert_eq!(row.get::<_, String>(0), text_b);
+    assert_eq!(row.get::<_, i64>(1), number_b);
+
+    let direct = env.db.connect().await;
+    direct
+        .batch_execute("CHECKPOINT")
+        .await
+        .expect("checkpoint");
+    let statements: Vec<String> = direct
+        .query("SELECT query FROM pg_stat_statements", &[])
+        .await
+        .expect("pg_stat_statements")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let cluster = TestCluster::shared().cluster();
+    let log = std::fs::read(cluster.log_path()).expect("read the server log");
+    let mut files = Vec::new();
+    collect_files(cluster.data_dir(), &mut files);
+    let needles: Vec<Vec<u8>> = vec![
+        text_a.clone().into_bytes(),
+        text_b.clone().into_bytes(),
+        number_a.to_string().into_bytes(),
+        number_b.to_string().into_bytes(),
+        number_a.to_be_bytes().to_vec(),
+        number_b.to_le_bytes().to_vec(),
+        number_b.to_be_bytes().to_vec(),
+        date_a.as_bytes().to_vec(),
+    ];
+    for needle in &needles {
+        assert!(!contains(&log, needle), "a canary reached the server log");
+        assert!(
+            !statements.iter().any(|q| contains(q.as_bytes(), needle)),
+            "a canary reached pg_stat_statements"
+        );
+        for file in &files {
+            let Ok(bytes) = std::fs::read(file) else {
+                continue;
+            };
+            assert!(
+                !contains(&bytes, needle),
+                "a canary is in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else if path.extension().is_none_or(|e| e != "log") {
+            out.push(path);
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_and_key_rotations_are_picked_up() {
+    let env = standard_setup().await;
+    let client = env.client().await;
+    client
+        .batch_execute("ALTER TABLE people ADD COLUMN extra pgseal.text")
+        .await
+        .expect("DDL through the proxy");
+    client
+        .batch_execute("INSERT INTO people (id, extra) VALUES (1, 'added at once')")
+        .await
+        .expect("the new column is encrypted at once");
+    let rows = simple_rows(&client, "SELECT extra FROM people WHERE id = 1").await;
+    assert_eq!(rows[0][0].as_deref(), Some("added at once"));
+
+    // Rotate the value key of `t` elsewhere: a new active version, the old one decrypt-only.
+    client
+        .batch_execute("INSERT INTO people (id, t) VALUES (2, 'before rotation')")
+        .await
+        .expect("insert");
+    let mut direct = env.db.connect().await;
+    let column_id: i32 = direct
+        .query_one(
+            "SELECT column_id::int4 FROM pgseal.columns WHERE table_name = 'people' AND column_name = 't'",
+            &[],
+        )
+        .await
+        .expect("column id")
+        .get(0);
+    let column_id = u32::try_from(column_id).expect("positive");
+    let tx = direct.transaction().await.expect("tx");
+    let version = pgseal_store::next_key_version(&tx, column_id, pgseal_store::PURPOSE_VALUE)
+        .await
+        .expect("next version");
+    let id = pgseal_crypto::DataKeyId {
+        column_id,
+        purpose: pgseal_crypto::KeyPurpose::Value,
+        version,
+    };
+    pgseal_store::set_key_state(
+        &tx,
+        column_id,
+        pgseal_store::PURPOSE_VALUE,
+        version - 1,
+        pgseal_store::KeyState::DecryptOnly,
+    )
+    .await
+    .expect("demote");
+    pgseal_store::insert_data_key(
+        &tx,
+        &pgseal_store::NewDataKey {
+            column_id,
+            purpose: pgseal_store::PURPOSE_VALUE,
+            version,
+            state: pgseal_store::KeyState::Active,
+            wrapped_key: pgseal_crypto::wrap_data_key(
+                env.master.current(),
+                id,
+                &pgseal_crypto::DataKey::generate(),
+            ),
+            master_key_fingerprint: env.master.current().fingerprint().to_string(),
+        },
+    )
+    .await
+    .expect("new key");
+    tx.commit().await.expect("commit rotation");
+
+    let mut rotated = false;
+    for i in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let id = 100 + i;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO people (id, t) VALUES ({id}, 'after')"
+            ))
+            .await
+            .expect("insert after rotation");
+        let stored: Vec<u8> = direct
+            .query_one(&format!("SELECT t::bytea FROM people WHERE id = {id}"), &[])
+            .await
+            .expect("direct")
+            .get(0);
+        let header = pgseal_crypto::parse_ciphertext(&stored).expect("a ciphertext");
+        if header.key_version == version {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(
+        rotated,
+        "the new key was not picked up within the reload interval"
+    );
+    let rows = simple_rows(&client, "SELECT t FROM people WHERE id = 2").await;
+    assert_eq!(rows[0][0].as_deref(), Some("before rotation"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_values_are_errors_never_ciphertext() {
+    let env = standard_setup().await;
+    let client = env.client().await;
+    client
+        .batch_execute("INSERT INTO people (id, t, vc) VALUES (1, 'one', 'v'), (2, 'two', 'w')")
+        .await
+        .expect("insert");
+    // Copy a ciphertext into another row's other column of the same type tag? Swap rows
+    // instead: same column, other row, still opens; a value from another column must not.
+    let direct = env.db.connect().await;
+    direct
+        .batch_execute("UPDATE people SET t = (SELECT t FROM people WHERE id = 1) WHERE id = 2")
+        .await
+        .expect("copy within the column");
+    let rows = simple_rows(&client, "SELECT t FROM people ORDER BY id").await;
+    assert_eq!(rows[1][0].as_deref(), Some("one"));
+    direct
+        .batch_execute(
+            "UPDATE people SET t = overlay(t::bytea placing '\\x00'::bytea from 60 for 1)::pgseal.text \
+             WHERE id = 2",
+        )
+        .await
+        .expect("tamper");
+    let code = error_code(
+        client
+            .simple_query("SELECT id, t FROM people ORDER BY id")
+            .await,
+    );
+    assert_eq!(code, "XX001");
+    let code = error_code(
+        client
+            .query("SELECT id, t FROM people ORDER BY id", &[])
+            .await,
+    );
+    assert_eq!(code, "XX001");
+    // The session is still usable.
+    let rows = simple_rows(&client, "SELECT t FROM people WHERE id = 1").await;
+    assert_eq!(rows[0][0].as_deref(), Some("one"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_master_key_fails_at_start() {
+    let cluster = TestCluster::shared();
+    let db = cluster.create_database().await;
+    let mut admin = db.connect().await;
+    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
+    pgseal::init(&mut admin, &master, &AuditLog::disabled())
+        .await
+        .expect("install pgseal");
+    admin
+        .batch_execute("CREATE TABLE s (v pgseal.text)")
+        .await
+        .expect("table");
+    pgseal::ensure_data_keys(&mut admin, &master, &AuditLog::disabled())
+        .await
+        .expect("keys");
+    let options = EncryptionOptions {
+        control_url: db.url().to_owned(),
+        master: MasterKeyring::new(MasterKey::generate(), Vec::new()),
+        audit: AuditLog::disabled(),
+        reload_interval: Duration::from_secs(5),
+    };
+    let result = serve_encrypted(config_for(cluster), options, |_| {}, async {}).await;
+    let err = result.expect_err("a wrong master key must fail");
+    assert!(matches!(err, ProxyError::Catalog { .. }), "{err}");
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portals_with_row_limits_and_pipelines_decrypt_every_row() {
+    let env = standard_setup().await;
+    let mut client = env.client().await;
+    let insert = client
+        .prepare("INSERT INTO people (id, t) VALUES ($1, $2)")
+        .await
+        .expect("prepare");
+    // Pipelined: tokio-postgres sends these before reading any answer.
+    let inserts: Vec<_> = (0..30i32)
+        .map(|i| {
+            let client = &client;
+            let insert = &insert;
+            async move {
+                client
+                    .execute(insert, &[&i, &format!("p{i}")])
+                    .await
+                    .expect("pipelined insert")
+            }
+        })
+        .collect();
+    futures_util::future::join_all(inserts).await;
+
+    let tx = client.transaction().await.expect("begin");
+    let portal = tx
+        .bind("SELECT id, t FROM people ORDER BY id", &[])
+        .await
+        .expect("bind a portal");
+    let mut seen = Vec::new();
+    loop {
+        let rows = tx.query_portal(&portal, 7).await.expect("fetch 7 rows");
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            seen.push((row.get::<_, i32>(0), row.get::<_, String>(1)));
+        }
+    }
+    tx.commit().await.expect("commit");
+    let expected: Vec<(i32, String)> = (0..30).map(|i| (i, format!("p{i}"))).collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undescribed_portal_is_described_by_the_proxy_and_answered_in_the_clients_format() {
+    use bytes::BytesMut;
+    use common::raw;
+    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute, Parse};
+    use tokio::io::AsyncWriteExt;
+
+    let env = standard_setup().await;
+    let client = env.client().await;
+    client
+        .batch_execute("INSERT INTO people (id, t, i4) VALUES (1, 'raw', 42)")
+        .await
+        .expect("insert");
+    let mut stream = raw::login(env.addr, env.db.name()).await;
+    let mut out = BytesMut::new();
+    Parse {
+        name: String::new(),
+        sql: "SELECT t, i4 FROM people".to_owned(),
+        param_types: Vec::new(),
+    }
+    .encode(&mut out)
+    .expect("parse");
+    Bind {
+        portal: String::new(),
+        statement: String::new(),
+        param_formats: Vec::new(),
+        params: Vec::new(),
+        // Text for t, binary for i4.
+        result_formats: vec![0, 1],
+    }
+    .encode(&mut out)
+    .expect("bind");
+    Execute {
+        portal: String::new(),
+        max_rows: 0,
+    }
+    .encode(&mut out)
+    .expect("execute");
+    out.extend_from_slice(&raw::message(b'S', &[]));
+    stream.write_all(&out).await.expect("send");
+    let mut tags = Vec::new();
+    let mut row = None;
+    while let Some((tag, body)) = raw::read_message(&mut stream).await {
+        tags.push(tag);
+        if tag == b'D' {
+            row = Some(body);
+        }
+        if tag == b'Z' {
+            break;
+        }
+    }
+    // The proxy's injected Describe is answered to the proxy only.
+    assert_eq!(tags, vec![b'1', b'2', b'D', b'C', b'Z']);
+    let row = row.expect("a row");
+    let decoded = pgseal_proxy::pgseal_wire::backend::DataRow::decode(&bytes::Bytes::from(row))
+        .expect("a data row");
+    assert_eq!(decoded.values[0].as_deref(), Some(&b"raw"[..]));
+    assert_eq!(decoded.values[1].as_deref(), Some(&42i32.to_be_bytes()[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_output_follows_the_session_settings() {
+    let env = standard_setup().await;
+    let client = env.client().await;
+    for table in ["people", "people_plain"] {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {table} VALUES (1, 'ann', {ROW_VALUES})"
+            ))
+            .await
+            .expect("insert");
+    }
+    for setting in [
+        "SET DateStyle = 'German'",
+        "SET DateStyle = 'SQL, DMY'",
+        "SET TimeZone = 'America/New_York'",
+        "SET extra_float_digits = 0",
+        "SET bytea_output = 'escape'",
+        "RESET ALL",
+    ] {
+        client.batch_execute(setting).await.expect(setting);
+        same_as_plain(&client, "SELECT * FROM {t}").await;
+    }
+    // Input follows DateStyle too: 03/04/2024 is the 3rd of April under DMY.
+    client
+        .batch_execute("SET DateStyle = 'ISO, DMY'")
+        .await
+        .expect("set");
+    for table in ["people", "people_plain"] {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {table} (id, d) VALUES (2, '03/04/2024')"
+            ))
+            .await
+            .expect("insert");
+    }
+    same_as_plain(&client, "SELECT d FROM {t} WHERE id = 2").await;
+    let rows = simple_rows(&client, "SELECT d FROM people WHERE id = 2").await;
+    assert_eq!(rows[0][0].as_deref(), Some("2024-04-03"));
+}
