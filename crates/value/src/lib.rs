@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod assign;
 mod binary;
 mod datetime;
 mod error;
@@ -61,6 +62,7 @@ mod session;
 mod text;
 mod types;
 
+pub use assign::{assign, is_assignable};
 pub use binary::{decode_binary, decode_canonical, encode_binary, encode_canonical, index_input};
 pub use error::ValueError;
 pub use numeric::Numeric;

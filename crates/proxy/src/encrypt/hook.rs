@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pgseal_sql::{Analysis, EncryptedColumnInfo, Literal, SqlError, StatementKind};
 use pgseal_value::{
-    decode_binary, decode_canonical, encode_binary, encode_canonical, format_text, index_input,
-    parse_text, LogicalType, SessionSettings, Value, ValueError,
+    assign, decode_binary, decode_canonical, encode_binary, encode_canonical, format_text,
+    index_input, is_assignable, parse_text, LogicalType, SessionSettings, Value, ValueError,
 };
 use pgseal_wire::backend::{
     DataRow, ErrorFields, FieldDescription, ParameterDescription, ParameterStatus, ReadyForQuery,
@@ -43,6 +43,8 @@ const COMMAND_COMPLETE_TAG: u8 = b'C';
 const FUNCTION_CALL_TAG: u8 = b'F';
 /// OID of `bytea`.
 const BYTEA_OID: u32 = 17;
+/// OID of `json`: a `json` parameter for a `jsonb` column is read as its text.
+const JSON_OID: u32 = 114;
 /// Client-declared parameter types read as text whatever the column's type.
 const TEXT_LIKE_OIDS: [u32; 3] = [25, 1043, 705];
 
@@ -545,7 +547,7 @@ impl EncryptHook {
         let declared = parse.param_types.clone();
         for (index, column) in &params {
             let ty = declared.get(*index).copied().unwrap_or(0);
-            if ty != 0 && ty != column.logical_type.oid() && !TEXT_LIKE_OIDS.contains(&ty) {
+            if !param_type_accepted(ty, column.logical_type) {
                 return Err(ErrorFields::error(
                     "42804",
                     format!(
@@ -556,7 +558,10 @@ impl EncryptHook {
                         column.logical_type.sql_name()
                     ),
                 )
-                .hint("declare it with the column's type, as text, or leave it unspecified"));
+                .hint(
+                    "declare it with the column's type, a type PostgreSQL assigns to it, as \
+                     text, or leave it unspecified",
+                ));
             }
         }
         let id = self.next_id;
@@ -1206,13 +1211,43 @@ fn read_param(
         })?;
         parse_text(ty, text, settings).map_err(|e| value_error(column, &e))
     };
-    match format {
-        Format::Text => as_text(raw),
-        Format::Binary if TEXT_LIKE_OIDS.contains(&declared) && ty.oid() != declared => {
-            as_text(raw)
+    let text_like =
+        TEXT_LIKE_OIDS.contains(&declared) || (declared == JSON_OID && ty == LogicalType::Jsonb);
+    // A value declared with another supported type is read as that type, then converted with
+    // PostgreSQL's assignment cast, exactly as the server would convert it.
+    let other = LogicalType::from_oid(declared).filter(|from| *from != ty && !text_like);
+    let value = match (format, other) {
+        (Format::Text, None) => return as_text(raw),
+        (Format::Binary, None) if text_like && ty.oid() != declared => return as_text(raw),
+        (Format::Binary, None) => {
+            return decode_binary(ty, raw).map_err(|e| value_error(column, &e))
         }
-        Format::Binary => decode_binary(ty, raw).map_err(|e| value_error(column, &e)),
+        (Format::Text, Some(from)) => {
+            let text = std::str::from_utf8(raw).map_err(|_| {
+                ErrorFields::error(
+                    "22021",
+                    format!(
+                        "the value for encrypted column {} is not valid UTF-8",
+                        column.qualified_name
+                    ),
+                )
+            })?;
+            parse_text(from, text, settings)
+        }
+        (Format::Binary, Some(from)) => decode_binary(from, raw),
     }
+    .map_err(|e| value_error(column, &e))?;
+    assign(value, ty, settings).map_err(|e| value_error(column, &e))
+}
+
+/// Whether a parameter declared with type `declared` can be stored in a column of type `target`
+/// (unspecified, text-like, or a type PostgreSQL assigns to it).
+fn param_type_accepted(declared: u32, target: LogicalType) -> bool {
+    declared == 0
+        || declared == target.oid()
+        || TEXT_LIKE_OIDS.contains(&declared)
+        || (declared == JSON_OID && target == LogicalType::Jsonb)
+        || LogicalType::from_oid(declared).is_some_and(|from| is_assignable(from, target))
 }
 
 /// Whether a `bytea` value of unknown origin is a pgseal ciphertext.
