@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod db;
 
-/// Encryption at rest for PostgreSQL: keys, schema, and (soon) the transparent proxy.
+/// Encryption at rest for PostgreSQL: keys, schema, and the transparent encryption proxy.
 #[derive(Parser)]
 #[command(name = "pgseal", version, about, propagate_version = true)]
 struct Cli {
@@ -30,6 +30,10 @@ enum Command {
     Init(commands::init::Args),
     /// List every encrypted column with its type, search capability and data key versions.
     Columns(commands::columns::Args),
+    /// Run the transparent encryption proxy: clients connect here instead of PostgreSQL and keep
+    /// reading and writing plaintext; PostgreSQL only ever receives ciphertext for encrypted
+    /// columns.
+    Proxy(commands::proxy::Args),
     /// Start a throwaway local PostgreSQL with pgseal, a development key and sample encrypted
     /// data; Ctrl-C stops and removes it all.
     Dev(commands::dev::Args),
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
             Command::Init(args) => commands::init::run(args).await,
             Command::Columns(args) => commands::columns::run(args).await,
             Command::Dev(args) => commands::dev::run(args).await,
+            Command::Proxy(args) => commands::proxy::run(args).await,
         }
     });
     match result {

@@ -332,3 +332,85 @@ async fn commands_on_a_database_without_the_schema_say_to_run_init() {
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn proxy_serves_plaintext_to_clients_and_refuses_a_wrong_key_at_start() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let db = database().await;
+    let key = keygen();
+    let init = pgseal(
+        &["init"],
+        &[("PGSEAL_MASTER_KEY", &key), ("DATABASE_URL", db.url())],
+    );
+    assert!(init.status.success(), "{}", stderr(&init));
+    let client = db.connect().await;
+    client
+        .batch_execute("CREATE TABLE people (id int PRIMARY KEY, phone pgseal.phone)")
+        .await
+        .expect("create");
+    let keys = pgseal(
+        &["init"],
+        &[("PGSEAL_MASTER_KEY", &key), ("DATABASE_URL", db.url())],
+    );
+    assert!(keys.status.success(), "{}", stderr(&keys));
+
+    // A wrong master key fails at start, before accepting anyone.
+    let other = keygen();
+    let wrong = pgseal(
+        &["proxy", "--listen", "127.0.0.1:0", "--upstream", db.url()],
+        &[("PGSEAL_MASTER_KEY", &other)],
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("does not match the data keys"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgseal"))
+        .args(["proxy", "--listen", "127.0.0.1:0", "--upstream", db.url()])
+        .env("PGSEAL_MASTER_KEY", &key)
+        .env("PGSEAL_AUDIT_LOG", "off")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("proxy starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the proxy says where it listens");
+    assert!(
+        first.starts_with("pgseal proxy listening on 127.0.0.1:"),
+        "{first}"
+    );
+    let addr = first
+        .split_whitespace()
+        .nth(4)
+        .expect("an address")
+        .to_owned();
+    let proxy_url = format!("postgres://postgres@{addr}/{}", db.name());
+    let psql = Command::new("psql")
+        .args([
+            proxy_url.as_str(),
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "INSERT INTO people VALUES (1, '+44 20 7946 0018')",
+            "-c",
+            "SELECT phone FROM people",
+        ])
+        .output()
+        .expect("psql runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(psql.status.success(), "{}", stderr(&psql));
+    assert_eq!(stdout(&psql).lines().last(), Some("+44 20 7946 0018"));
+    let row = client
+        .query_one("SELECT encode(phone, 'hex') FROM people", &[])
+        .await
+        .expect("select");
+    let stored: String = row.get(0);
+    assert!(stored.starts_with("b501"), "{stored}");
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 #[test]
 fn dev_starts_serves_ciphertext_and_cleans_up_on_ctrl_c() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pgseal"))
-        .arg("dev")
+        .args(["dev", "--listen", "127.0.0.1:0"])
         .env_remove("PGSEAL_MASTER_KEY")
         .env_remove("PGSEAL_AUDIT_LOG")
         .stdout(Stdio::piped())
@@ -27,11 +27,19 @@ fn dev_starts_serves_ciphertext_and_cleans_up_on_ctrl_c() {
     }
     let text = printed.join("\n");
     assert!(text.contains("pgseal dev is running"), "{text}");
-    let url = text
+    let urls: Vec<&str> = text
         .split('\'')
-        .find(|part| part.starts_with("postgres://"))
-        .expect("a connection URL is printed")
-        .to_owned();
+        .filter(|part| part.starts_with("postgres://"))
+        .collect();
+    let proxy_url = urls
+        .first()
+        .expect("the proxy URL is printed first")
+        .to_string();
+    let url = urls
+        .iter()
+        .find(|u| **u != proxy_url)
+        .expect("the direct URL is printed")
+        .to_string();
     let key_file = text
         .lines()
         .find_map(|l| l.strip_prefix("master key: "))
@@ -63,6 +71,44 @@ fn dev_starts_serves_ciphertext_and_cleans_up_on_ctrl_c() {
     assert!(
         !rows.contains("ada@example.com") && !rows.contains(&london_hex),
         "{rows}"
+    );
+
+    // Through the proxy the same rows read as plaintext, and a plaintext write is sealed.
+    let through = Command::new("psql")
+        .args([
+            proxy_url.as_str(),
+            "-At",
+            "-c",
+            "INSERT INTO users (name, email, birth_date) VALUES ('Dana', 'dana@example.com', '1988-10-23')",
+            "-c",
+            "SELECT name, email, birth_date FROM users ORDER BY id",
+        ])
+        .output()
+        .expect("psql runs");
+    assert!(
+        through.status.success(),
+        "{}",
+        String::from_utf8_lossy(&through.stderr)
+    );
+    let plain = String::from_utf8_lossy(&through.stdout).into_owned();
+    assert!(plain.contains("Ada|ada@example.com|1991-01-01"), "{plain}");
+    assert!(
+        plain.contains("Dana|dana@example.com|1988-10-23"),
+        "{plain}"
+    );
+    let stored = Command::new("psql")
+        .args([
+            url.as_str(),
+            "-At",
+            "-c",
+            "SELECT encode(email, 'hex') FROM users WHERE name = 'Dana'",
+        ])
+        .output()
+        .expect("psql runs");
+    let stored = String::from_utf8_lossy(&stored.stdout).into_owned();
+    assert!(
+        stored.starts_with("b501"),
+        "what PostgreSQL stores is ciphertext: {stored}"
     );
 
     let columns = Command::new(env!("CARGO_BIN_EXE_pgseal"))

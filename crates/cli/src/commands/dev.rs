@@ -4,15 +4,23 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use pgseal::{init, AuditLog, MasterKey, MasterKeyring, Sealer, Value};
 use pgseal_localpg::{Cluster, ClusterOptions};
+use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyConfig};
 use tokio_postgres::{Client, NoTls};
 
 use super::CommandResult;
 
 /// Flags of `pgseal dev`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Address of the pgseal proxy that applications and psql connect to.
+    #[arg(long, default_value = "127.0.0.1:6432")]
+    listen: SocketAddr,
+}
 
 const DATABASE: &str = "pgseal_dev";
 
@@ -158,21 +166,31 @@ async fn load_samples(client: &Client, sealer: &Sealer) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the cluster, installs pgseal and the samples, prints how to look, waits for Ctrl-C.
-pub async fn run(_args: Args) -> CommandResult {
+/// Starts the cluster, installs pgseal and the samples, starts the proxy, prints how to look,
+/// and serves until Ctrl-C; then removes everything.
+pub async fn run(args: Args) -> CommandResult {
     eprintln!("starting a throwaway PostgreSQL cluster…");
     let cluster = tokio::task::spawn_blocking(|| Cluster::start(ClusterOptions::new()))
         .await
         .map_err(|e| format!("the cluster start task failed: {e}"))?
         .map_err(|e| e.to_string())?;
+    // From here on the cluster is removed on every path (its Drop stops it), errors included.
+    let result = serve(&args, &cluster).await;
+    tokio::task::spawn_blocking(move || cluster.stop())
+        .await
+        .map_err(|e| format!("the cluster stop task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    result
+}
 
+async fn serve(args: &Args, cluster: &Cluster) -> CommandResult {
     let admin = connect(&cluster.url("postgres")).await?;
     admin
         .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
         .await
         .map_err(|e| pgseal::describe_db_error(&e))?;
-    let url = cluster.url(DATABASE);
-    let mut client = connect(&url).await?;
+    let direct_url = cluster.url(DATABASE);
+    let mut client = connect(&direct_url).await?;
 
     // A development key, generated here and kept in a private file beside the cluster so the
     // library example and the CLI can be tried against it; it dies with the cluster.
@@ -194,37 +212,60 @@ pub async fn run(_args: Args) -> CommandResult {
         .batch_execute(SAMPLE_SCHEMA)
         .await
         .map_err(|e| pgseal::describe_db_error(&e))?;
-    let sealer = Sealer::new(&mut client, master, audit).await.map_err(err)?;
-    load_samples(&client, &sealer).await?;
-
-    println!(
-        "\npgseal dev is running.\n\n\
-         PostgreSQL (direct; shows what is stored: ciphertext in every pgseal.* column):\n  \
-         psql '{url}' -c 'SELECT name, email, birth_date FROM users'\n  \
-         psql '{url}' -c '\\d users'\n\n\
-         Encrypted columns and their keys:\n  \
-         DATABASE_URL='{url}' pgseal columns\n\n\
-         Try writing plaintext around pgseal (PostgreSQL refuses it):\n  \
-         psql '{url}' -c \"INSERT INTO users (name, phone) VALUES ('Eve', '+1 555 0100')\"\n\n\
-         The in-process library example, with this cluster's development key:\n  \
-         DATABASE_URL='{url}' PGSEAL_MASTER_KEY_FILE={key} cargo run -p pgseal --example birth_details\n\n\
-         master key: {fingerprint} (development only, in {key}, removed on exit)\n\
-         audit log:  {audit}\n\n\
-         Press Ctrl-C to stop and remove everything.",
-        key = key_path.display(),
-        audit = audit_path.display(),
-    );
-
-    tokio::signal::ctrl_c()
+    let sealer = Sealer::new(&mut client, master.clone(), audit.clone())
         .await
-        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
-    eprintln!("\nstopping: removing the cluster, the key and the audit log…");
+        .map_err(err)?;
+    load_samples(&client, &sealer).await?;
     drop(client);
     drop(admin);
-    tokio::task::spawn_blocking(move || cluster.stop())
-        .await
-        .map_err(|e| format!("the cluster stop task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+
+    let config =
+        ProxyConfig::with_upstream_url(args.listen, &direct_url).map_err(|e| e.to_string())?;
+    let options = EncryptionOptions {
+        control_url: direct_url.clone(),
+        master,
+        audit,
+        reload_interval: Duration::from_secs(2),
+    };
+    let key_path = key_path.display().to_string();
+    let audit_path = audit_path.display().to_string();
+    serve_encrypted(
+        config,
+        options,
+        move |addr| {
+            let proxy_url = format!("postgres://postgres@{addr}/{DATABASE}");
+            println!(
+                "\npgseal dev is running.\n\n\
+                 Through the pgseal proxy (what applications see: plaintext):\n  \
+                 psql '{proxy_url}' -c 'SELECT name, email, phone, birth_date, birth_time FROM users'\n  \
+                 psql '{proxy_url}' -c \"INSERT INTO users (name, email, birth_date) VALUES ('Dana', 'dana@example.com', '1988-10-23')\"\n\n\
+                 PostgreSQL directly (what is stored: ciphertext in every pgseal.* column):\n  \
+                 psql '{direct_url}' -c 'SELECT name, email, birth_date FROM users'\n  \
+                 psql '{direct_url}' -c '\\d users'\n\n\
+                 Encrypted columns and their keys:\n  \
+                 DATABASE_URL='{direct_url}' pgseal columns\n\n\
+                 Try writing plaintext around pgseal (PostgreSQL refuses it):\n  \
+                 psql '{direct_url}' -c \"INSERT INTO users (name, phone) VALUES ('Eve', '+1 555 0100')\"\n\n\
+                 The in-process library example, with this cluster's development key:\n  \
+                 DATABASE_URL='{direct_url}' PGSEAL_MASTER_KEY_FILE={key_path} cargo run -p pgseal --example birth_details\n\n\
+                 master key: {fingerprint} (development only, in {key_path}, removed on exit)\n\
+                 audit log:  {audit_path}\n\n\
+                 Press Ctrl-C to stop and remove everything."
+            );
+        },
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("\nstopping: removing the proxy, the cluster, the key and the audit log…");
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        pgseal_proxy::ProxyError::Bind { .. } => format!(
+            "{e}; another program uses {}: pass --listen 127.0.0.1:0 (any free port) or another address",
+            args.listen
+        ),
+        other => other.to_string(),
+    })?;
     drop(files);
     Ok(())
 }

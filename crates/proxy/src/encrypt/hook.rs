@@ -22,7 +22,8 @@ use pgseal_wire::frontend::{
 };
 use pgseal_wire::{Format, Frame, WireError};
 
-use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SessionCatalog, SnapshotState};
+use super::analyzer::analyze_deep;
+use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SnapshotState};
 use super::settings::{
     parse_options, parse_search_path, parse_setting, SettingChange, DEFAULT_SEARCH_PATH,
 };
@@ -32,8 +33,6 @@ use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, Ses
 pub(crate) const CORRUPTED: &str = "XX001";
 /// Statements analysed per session before the least recently used plan is dropped.
 const PLAN_CACHE_CAPACITY: usize = 256;
-/// Stack of the thread that runs the analysis (libpg_query recurses deeply on nested SQL).
-const ANALYZE_STACK: usize = 16 << 20;
 /// How long a statement waits for its database's catalog to (re)load before the session
 /// gives up waiting and fails closed.
 const CATALOG_WAIT: Duration = Duration::from_secs(30);
@@ -322,11 +321,7 @@ impl EncryptHook {
         let analysis = match self.cache.get(sql) {
             Some(cached) => cached,
             None => {
-                let session = SessionCatalog {
-                    catalog,
-                    search_path: &self.search_path,
-                };
-                let result = analyze_deep(sql, &session).ok_or_else(|| {
+                let result = analyze_deep(sql, catalog, &self.search_path).ok_or_else(|| {
                     ErrorFields::error(
                         "54001",
                         "the pgseal proxy could not analyse this statement (too complex)",
@@ -1090,19 +1085,6 @@ impl PlanCache {
         self.tick += 1;
         self.entries.insert(sql.to_owned(), (analysis, self.tick));
     }
-}
-
-/// Runs the analysis on a thread with a large stack; `None` if it could not complete.
-fn analyze_deep(sql: &str, catalog: &SessionCatalog<'_>) -> Option<Result<Analysis, SqlError>> {
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("pgseal-analyze".to_owned())
-            .stack_size(ANALYZE_STACK)
-            .spawn_scoped(scope, || pgseal_sql::analyze(sql, catalog))
-            .ok()?
-            .join()
-            .ok()
-    })
 }
 
 fn refusal_fields(refusal: &SqlError) -> ErrorFields {

@@ -28,7 +28,8 @@
 //! # Statements
 //!
 //! Each statement text is analysed once per session by `pgseal-sql` (an LRU of 256 texts per
-//! session, cleared when the catalog or `search_path` changes) on a thread with a 16 MiB stack.
+//! session, cleared when the catalog or `search_path` changes) on long-lived analysis threads
+//! with 16 MiB stacks (`analyzer.rs`).
 //! A refused statement never reaches the server: the client gets one `ErrorResponse` with the
 //! analysis's SQLSTATE and a message naming the column, then `ReadyForQuery`, and the
 //! connection stays usable. A statement that touches no encrypted column passes byte for byte.
@@ -88,6 +89,7 @@
 //!   encrypted table is treated as that table.
 //! * Equality search on searchable columns (the blind-index rewrite) is refused for now.
 
+mod analyzer;
 mod catalog;
 mod hook;
 mod settings;
