@@ -328,15 +328,12 @@ impl EncryptHook {
                     )
                     .hint("simplify the statement")
                 })?;
-                let result = Arc::new(result);
-                self.cache.put(sql, Arc::clone(&result));
+                let result = result.map(Arc::new).map_err(Arc::new);
+                self.cache.put(sql, result.clone());
                 result
             }
         };
-        let analysis = match analysis.as_ref() {
-            Ok(a) => Arc::new(a.clone()),
-            Err(refusal) => return Err(refusal_fields(refusal)),
-        };
+        let analysis = analysis.map_err(|refusal| refusal_fields(&refusal))?;
         for plan in &analysis.statements {
             if matches!(plan.kind, StatementKind::Utility) {
                 if let Some(change) = sql.get(plan.span.clone()).and_then(parse_setting) {
@@ -1039,10 +1036,13 @@ fn is_ready(snapshot: &super::catalog::Snapshot, needed: u64) -> bool {
     snapshot.generation >= needed && !matches!(snapshot.state, SnapshotState::Loading)
 }
 
+/// An analysis or its refusal, shared between the cache and the statements using it.
+type CachedAnalysis = Result<Arc<Analysis>, Arc<SqlError>>;
+
 /// Per-session cache of analyses by statement text, least recently used dropped first.
 #[derive(Default)]
 struct PlanCache {
-    entries: HashMap<String, (Arc<Result<Analysis, SqlError>>, u64)>,
+    entries: HashMap<String, (CachedAnalysis, u64)>,
     tick: u64,
     catalog: Option<std::sync::Weak<DbCatalog>>,
 }
@@ -1062,16 +1062,16 @@ impl PlanCache {
         self.entries.clear();
     }
 
-    fn get(&mut self, sql: &str) -> Option<Arc<Result<Analysis, SqlError>>> {
+    fn get(&mut self, sql: &str) -> Option<CachedAnalysis> {
         self.tick += 1;
         let tick = self.tick;
         self.entries.get_mut(sql).map(|(analysis, used)| {
             *used = tick;
-            Arc::clone(analysis)
+            analysis.clone()
         })
     }
 
-    fn put(&mut self, sql: &str, analysis: Arc<Result<Analysis, SqlError>>) {
+    fn put(&mut self, sql: &str, analysis: CachedAnalysis) {
         if self.entries.len() >= PLAN_CACHE_CAPACITY {
             if let Some(oldest) = self
                 .entries
