@@ -79,13 +79,6 @@ pub enum BenchError {
         log_tail: String,
     },
 
-    /// Running as root with no `postgres` system user to run pgbouncer as.
-    #[error(
-        "running as root, and /etc/passwd has no `postgres` user to run pgbouncer as (it \
-         refuses root); install the Debian package postgresql-common or run as another user"
-    )]
-    NoPostgresUser,
-
     /// The encrypting proxy was asked for but this binary was built without it.
     #[cfg(not(feature = "encryption"))]
     #[error(

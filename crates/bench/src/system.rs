@@ -1,62 +1,10 @@
 //! Facts about the machine for the report, and running programs as the `postgres` user.
 
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-
 use crate::BenchError;
 
-/// A uid/gid pair to run server programs as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RunAs {
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-}
+/// The user server programs run as: shared with the cluster code.
+pub(crate) use pgseal_localpg::RunAs;
 
-impl RunAs {
-    /// pgbouncer refuses to run as root (as initdb and postgres do), so root hands it to the
-    /// `postgres` system user; anyone else runs it as themselves (`None`).
-    pub(crate) fn for_servers() -> Result<Option<RunAs>, BenchError> {
-        // /proc/self belongs to the process's effective uid: no `unsafe` geteuid needed.
-        let euid = std::fs::metadata("/proc/self")
-            .map_err(|e| BenchError::io("stat /proc/self to learn the effective user", e))?
-            .uid();
-        if euid != 0 {
-            return Ok(None);
-        }
-        let passwd = std::fs::read_to_string("/etc/passwd")
-            .map_err(|e| BenchError::io("read /etc/passwd", e))?;
-        lookup_user(&passwd, "postgres")
-            .map(Some)
-            .ok_or(BenchError::NoPostgresUser)
-    }
-
-    pub(crate) fn apply(self, cmd: &mut std::process::Command) {
-        cmd.uid(self.uid).gid(self.gid);
-    }
-
-    pub(crate) fn chown(self, path: &Path) -> Result<(), BenchError> {
-        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).map_err(|e| {
-            BenchError::io(format!("chown {} to the postgres user", path.display()), e)
-        })
-    }
-}
-
-/// Finds `name:pw:uid:gid:...` in passwd(5) text.
-fn lookup_user(passwd: &str, name: &str) -> Option<RunAs> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        if fields.next()? != name {
-            return None;
-        }
-        let _password = fields.next()?;
-        let uid = fields.next()?.parse().ok()?;
-        let gid = fields.next()?.parse().ok()?;
-        Some(RunAs { uid, gid })
-    })
-}
-
-/// The CPU model and core count, e.g. `AMD EPYC, 2 cores`.
 pub(crate) fn cpu_description() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -97,17 +45,6 @@ pub(crate) fn free_port() -> Result<u16, BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_postgres_in_passwd() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
-                      postgres:x:101:104:PostgreSQL administrator:/var/lib/postgresql:/bin/bash\n";
-        assert_eq!(
-            lookup_user(passwd, "postgres"),
-            Some(RunAs { uid: 101, gid: 104 })
-        );
-        assert_eq!(lookup_user(passwd, "nobody"), None);
-    }
 
     #[test]
     fn reads_the_cpu_model() {

@@ -34,3 +34,4 @@ mod watchdog;
 pub use binaries::BINDIR_ENV;
 pub use cluster::{Cluster, ClusterOptions, HOST, SUPERUSER};
 pub use error::LocalPgError;
+pub use user::RunAs;

@@ -7,11 +7,13 @@ use std::process::Command;
 
 use crate::LocalPgError;
 
-/// A uid/gid pair to run the server programs as.
+/// A uid/gid pair to run PostgreSQL's server programs (and pgbouncer) as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RunAs {
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
+pub struct RunAs {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
 }
 
 impl RunAs {
@@ -33,11 +35,20 @@ impl RunAs {
             .ok_or(LocalPgError::NoPostgresUser)
     }
 
-    pub(crate) fn apply(self, cmd: &mut Command) {
+    /// The user server programs must run as in this process: `None` (ourselves) unless we are
+    /// root, then the `postgres` system user, since initdb, postgres and pgbouncer refuse root.
+    pub fn for_servers() -> Result<Option<RunAs>, LocalPgError> {
+        // /proc/self belongs to the process's effective uid: no `unsafe` geteuid needed.
+        Self::for_current_process(Path::new("/proc/self"))
+    }
+
+    /// Makes `cmd` run as this user.
+    pub fn apply(self, cmd: &mut Command) {
         cmd.uid(self.uid).gid(self.gid);
     }
 
-    pub(crate) fn chown(self, path: &Path) -> Result<(), LocalPgError> {
+    /// Gives `path` to this user.
+    pub fn chown(self, path: &Path) -> Result<(), LocalPgError> {
         std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).map_err(|e| {
             LocalPgError::io(format!("chown {} to the postgres user", path.display()), e)
         })
