@@ -27,7 +27,7 @@ pub use error::{CryptoError, FormatError, KeyError};
 pub use fingerprint::{KeyFingerprint, FINGERPRINT_LEN};
 pub use header::{parse_ciphertext, CiphertextHeader, FORMAT_VERSION, VALUE_MAGIC};
 pub use secret::{DataKey, DataKeyId, KeyPurpose, MasterKey, MasterKeyring, KEY_LEN};
-pub use value::{ColumnCipher, ColumnKeys, IndexKeys, KeyState};
+pub use value::{ColumnCipher, ColumnKeys, IndexKeys, KeyState, Plaintext};
 pub use wrap::{unwrap_data_key, wrap_data_key, wrapped_key_fingerprint, WRAPPED_KEY_LEN};
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use zeroize::{Zeroize as _, Zeroizing};
+use zeroize::Zeroize as _;
 
 use crate::blind_index::{IndexKey, Normalization};
 use crate::error::CryptoError;
@@ -239,24 +239,23 @@ impl ColumnCipher {
     /// further detail). A blind index in the header is authenticated but not otherwise checked,
     /// so values written before a column became searchable (or after) still open.
     ///
-    /// The plaintext is wiped when the returned buffer is dropped. `zeroize` wipes a `Vec` one
-    /// volatile byte at a time (about 8 µs per 64 KiB); for large values prefer
-    /// [`open_with`](Self::open_with), which wipes in bulk.
+    /// The plaintext is wiped (in one pass) when the returned [`Plaintext`] is dropped.
     ///
     /// # Errors
     /// As listed above.
-    pub fn open(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let mut plain = Zeroizing::new(Vec::new());
+    pub fn open(&self, ciphertext: &[u8]) -> Result<Plaintext, CryptoError> {
+        let mut plain = Plaintext(Vec::new());
         self.open_into(ciphertext, |len| {
-            *plain = vec![0u8; len];
-            &mut plain[..]
+            plain.0 = vec![0u8; len];
+            &mut plain.0[..]
         })?;
         Ok(plain)
     }
 
-    /// Like [`open`](Self::open), but lends the plaintext to `f` and wipes it (in bulk) as soon as
-    /// `f` returns, so the caller can encode it straight into an output buffer without holding
-    /// a copy.
+    /// Like [`open`](Self::open), but lends the plaintext to `f` and wipes it as soon as `f`
+    /// returns, so the caller can decode it straight into an output buffer without holding a
+    /// copy. Values up to 512 bytes (most column values) are decrypted into a stack buffer:
+    /// no allocation on the proxy's per-row path.
     ///
     /// # Errors
     /// As [`open`](Self::open); `f` is called only on success.
@@ -265,12 +264,30 @@ impl ColumnCipher {
         ciphertext: &[u8],
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, CryptoError> {
-        let mut plain = BulkWiped(Vec::new());
-        self.open_into(ciphertext, |len| {
-            plain.0 = vec![0u8; len];
-            &mut plain.0[..]
-        })?;
-        Ok(f(&plain.0))
+        const STACK_LEN: usize = 512;
+        let mut stack = [0u8; STACK_LEN];
+        let mut heap = Plaintext(Vec::new());
+        let mut used = 0;
+        let result = {
+            let (stack_ref, heap_ref, used_ref) = (&mut stack, &mut heap, &mut used);
+            self.open_into(ciphertext, move |len| {
+                *used_ref = len;
+                if len <= STACK_LEN {
+                    &mut stack_ref[..len]
+                } else {
+                    heap_ref.0 = vec![0u8; len];
+                    &mut heap_ref.0[..]
+                }
+            })
+        };
+        let outcome = match result {
+            Ok(()) if used <= STACK_LEN => Ok(f(&stack[..used])),
+            Ok(()) => Ok(f(&heap.0)),
+            Err(err) => Err(err),
+        };
+        // On success or failure the buffer held (possibly unauthenticated) plaintext.
+        stack[..used.min(STACK_LEN)].zeroize();
+        outcome
     }
 
     /// Decrypts into the buffer `buffer(len)` provides, allocated only once the header checks
@@ -341,13 +358,36 @@ impl ColumnCipher {
     }
 }
 
-/// A plaintext buffer wiped on drop with a bulk fill rather than `Vec`'s per-byte zeroize.
-struct BulkWiped(Vec<u8>);
+/// A decrypted value. Its bytes are wiped in one pass when it is dropped (a `Zeroizing<Vec<u8>>`
+/// wipes one volatile byte at a time, which costs more than decrypting a large value); `Debug`
+/// shows only its length.
+#[derive(PartialEq, Eq)]
+pub struct Plaintext(Vec<u8>);
 
-impl Drop for BulkWiped {
+impl std::ops::Deref for Plaintext {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Plaintext {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Plaintext({} bytes)", self.0.len())
+    }
+}
+
+impl Drop for Plaintext {
     fn drop(&mut self) {
-        // The buffer is allocated once at its final length, so it has no spare capacity and
-        // was never reallocated: wiping the slice wipes every byte it ever held.
+        // Allocated once at its final length: no spare capacity, never reallocated, so wiping
+        // the slice wipes every byte it ever held.
         self.0.as_mut_slice().zeroize();
     }
 }
