@@ -109,6 +109,8 @@ fn default_doc() -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // The proxy's SQL analysis needs a deep stack; with this much it runs in place.
+        .thread_stack_size(pgseal_proxy::RECOMMENDED_THREAD_STACK)
         .enable_all()
         .build()
     {

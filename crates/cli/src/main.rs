@@ -49,6 +49,8 @@ fn main() -> ExitCode {
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // The proxy's SQL analysis needs a deep stack; with this much it runs in place.
+        .thread_stack_size(pgseal_proxy::RECOMMENDED_THREAD_STACK)
         .enable_all()
         .build()
     {

@@ -56,7 +56,9 @@ pub use config::{
     ProxyConfig, DEFAULT_MAX_MESSAGE_LEN, MAX_MESSAGE_LEN_LIMIT, MAX_STARTUP_PACKET_LEN,
     MIN_MESSAGE_LEN_LIMIT,
 };
-pub use encrypt::{serve_encrypted, EncryptionOptions, DEFAULT_RELOAD_INTERVAL};
+pub use encrypt::{
+    serve_encrypted, EncryptionOptions, DEFAULT_RELOAD_INTERVAL, RECOMMENDED_THREAD_STACK,
+};
 pub use error::ProxyError;
 pub use server::{run, Proxy};
 pub use session::{

@@ -28,8 +28,8 @@
 //! # Statements
 //!
 //! Each statement text is analysed once per session by `pgseal-sql` (an LRU of 256 texts per
-//! session, cleared when the catalog or `search_path` changes) on long-lived analysis threads
-//! with 16 MiB stacks (`analyzer.rs`).
+//! session, cleared when the catalog or `search_path` changes) with 16 MiB of stack guaranteed
+//! (`analyzer.rs`: in place on large-stack threads, on a fresh stack segment otherwise).
 //! A refused statement never reaches the server: the client gets one `ErrorResponse` with the
 //! analysis's SQLSTATE and a message naming the column, then `ReadyForQuery`, and the
 //! connection stays usable. A statement that touches no encrypted column passes byte for byte.
@@ -90,6 +90,7 @@
 //! * Equality search on searchable columns (the blind-index rewrite) is refused for now.
 
 mod analyzer;
+pub use analyzer::RECOMMENDED_THREAD_STACK;
 mod catalog;
 mod hook;
 mod settings;
