@@ -1,0 +1,2 @@
+-- expect: same
+SELECT * FROM readings ORDER BY id;

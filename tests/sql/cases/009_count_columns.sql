@@ -1,0 +1,2 @@
+-- expect: same
+SELECT count(email) AS emails, count(*) AS all_rows, count(prefs) AS prefs FROM users;

@@ -1,0 +1,2 @@
+-- expect: same
+SELECT * FROM user_contacts ORDER BY id;

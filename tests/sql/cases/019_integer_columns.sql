@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, level, points, balance, active FROM users ORDER BY id;

@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, score FROM users ORDER BY id;

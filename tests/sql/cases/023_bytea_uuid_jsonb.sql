@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, avatar, token, prefs FROM users ORDER BY id;

@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, email, score FROM users WHERE id = -1;

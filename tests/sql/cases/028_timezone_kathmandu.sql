@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, last_login FROM users ORDER BY id;

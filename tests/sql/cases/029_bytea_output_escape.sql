@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, avatar FROM users ORDER BY id;

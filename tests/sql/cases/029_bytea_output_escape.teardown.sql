@@ -1,0 +1,1 @@
+RESET bytea_output;

@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, ratio, weight FROM users ORDER BY id;

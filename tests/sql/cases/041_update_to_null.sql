@@ -1,0 +1,2 @@
+-- expect: same
+UPDATE users SET email = NULL, ssn = NULL WHERE name = 'temp' RETURNING id, email, ssn, bio;

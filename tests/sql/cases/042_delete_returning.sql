@@ -1,0 +1,2 @@
+-- expect: same
+DELETE FROM users WHERE id = 100 RETURNING *;

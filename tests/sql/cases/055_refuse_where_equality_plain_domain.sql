@@ -1,0 +1,2 @@
+-- expect: error 0A000
+SELECT id FROM users WHERE bio = 'hello';

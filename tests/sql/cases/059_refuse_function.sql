@@ -1,0 +1,2 @@
+-- expect: error 0A000
+SELECT lower(email) FROM users;

@@ -1,0 +1,2 @@
+-- expect: error 0A000
+SELECT id, points + 1 FROM users ORDER BY id;

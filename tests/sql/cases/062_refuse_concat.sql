@@ -1,0 +1,2 @@
+-- expect: error 0A000
+SELECT id, bio || '!' FROM users ORDER BY id;

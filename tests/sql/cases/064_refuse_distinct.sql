@@ -1,0 +1,2 @@
+-- expect: error 0A000
+SELECT DISTINCT email FROM users;

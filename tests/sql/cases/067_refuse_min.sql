@@ -1,0 +1,2 @@
+-- expect: error 0A000
+SELECT min(birth_date) FROM users;

@@ -1,0 +1,2 @@
+-- expect: error 0A000
+SELECT email FROM users UNION SELECT phone FROM users;

@@ -1,0 +1,2 @@
+-- expect: error 0A000
+UPDATE users SET bio = nickname WHERE id = 1;

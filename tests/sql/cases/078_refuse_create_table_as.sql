@@ -1,0 +1,2 @@
+-- expect: error 0A000
+CREATE TABLE users_copy AS SELECT * FROM users;

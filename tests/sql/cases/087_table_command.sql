@@ -1,0 +1,2 @@
+-- expect: same
+TABLE users ORDER BY id;

@@ -1,0 +1,2 @@
+-- expect: same
+SELECT "id", "email", "Users"."phone" FROM public."users" AS "Users" ORDER BY "id";

@@ -1,0 +1,2 @@
+-- expect: same
+SELECT id, email FROM users ORDER BY 1 DESC;

@@ -1,0 +1,2 @@
+-- expect: same
+SELECT DISTINCT ON (team) team, id, email FROM users ORDER BY team, id;

@@ -1,0 +1,1 @@
+DROP SCHEMA other CASCADE;

@@ -1,0 +1,1 @@
+RESET extra_float_digits;

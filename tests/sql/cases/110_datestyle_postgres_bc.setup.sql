@@ -1,0 +1,2 @@
+SET DateStyle = 'Postgres, DMY';
+SET TimeZone = 'America/St_Johns';

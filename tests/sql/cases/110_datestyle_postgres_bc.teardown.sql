@@ -1,0 +1,4 @@
+RESET DateStyle;
+RESET TimeZone;
+DELETE FROM readings WHERE id >= 100;
+DELETE FROM users WHERE id >= 100;
