@@ -202,6 +202,10 @@ async fn init_is_idempotent_and_creates_keys_for_declared_columns() {
         "{audit_text}"
     );
     assert!(
+        audit_text.contains("\"event\":\"master_key_loaded\",\"source\":\"PGSEAL_MASTER_KEY\""),
+        "{audit_text}"
+    );
+    assert!(
         audit_text.contains("\"event\":\"data_key_created\""),
         "{audit_text}"
     );

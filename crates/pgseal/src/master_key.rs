@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use pgseal_audit::{AuditEvent, AuditLog};
 use pgseal_crypto::{KeyError, KeyFingerprint, MasterKey, MasterKeyring};
 use zeroize::Zeroizing;
 
@@ -52,6 +53,25 @@ impl LoadedMasterKeys {
     /// Fingerprint of the current master key.
     pub fn fingerprint(&self) -> KeyFingerprint {
         self.keyring.current().fingerprint()
+    }
+
+    /// Records in the audit log which master keys this process holds (by fingerprint and
+    /// source), so an operator can tell which key each process used.
+    pub fn record_loaded(&self, audit: &AuditLog) -> Result<(), Error> {
+        let current = self.fingerprint();
+        audit
+            .record(AuditEvent::MasterKeyLoaded {
+                source: self.source.variable().to_owned(),
+                fingerprint: current.to_string(),
+                previous: self
+                    .keyring
+                    .fingerprints()
+                    .into_iter()
+                    .filter(|fp| *fp != current)
+                    .map(|fp| fp.to_string())
+                    .collect(),
+            })
+            .map_err(|err| Error::Audit(err.to_string()))
     }
 }
 

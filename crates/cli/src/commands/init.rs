@@ -18,6 +18,7 @@ pub async fn run(args: Args) -> CommandResult {
     // Keys first: a bad key must be refused before anything touches the database.
     let master = load_master_keys_from_env().map_err(|e| e.to_string())?;
     let audit = AuditLog::from_env().map_err(|e| e.to_string())?;
+    master.record_loaded(&audit).map_err(|e| e.to_string())?;
     let mut client = connect(&args.database).await?;
     let report = pgseal::init(&mut client, &master.keyring, &audit)
         .await

@@ -29,6 +29,7 @@ pub struct Args {
 pub async fn run(args: Args) -> CommandResult {
     let master = load_master_keys_from_env().map_err(|e| e.to_string())?;
     let audit = AuditLog::from_env().map_err(|e| e.to_string())?;
+    master.record_loaded(&audit).map_err(|e| e.to_string())?;
     let config =
         ProxyConfig::with_upstream_url(args.listen, &args.upstream).map_err(|e| e.to_string())?;
     let options = EncryptionOptions {
