@@ -41,6 +41,15 @@ fn keygen() -> String {
     stdout(&output).trim().to_owned()
 }
 
+/// Runs `pgseal init` with `key` against `db` and requires it to succeed.
+fn init_ok(key: &str, db: &TestDatabase) {
+    let output = pgseal(
+        &["init"],
+        &[("PGSEAL_MASTER_KEY", key), ("DATABASE_URL", db.url())],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 async fn database() -> TestDatabase {
     TestCluster::shared().create_database().await
 }
@@ -219,20 +228,12 @@ async fn a_different_master_key_is_reported_as_a_mismatch() {
     let db = database().await;
     let key = keygen();
     let client = db.connect().await;
-    let init = pgseal(
-        &["init"],
-        &[("PGSEAL_MASTER_KEY", &key), ("DATABASE_URL", db.url())],
-    );
-    assert!(init.status.success(), "{}", stderr(&init));
+    init_ok(&key, &db);
     client
         .batch_execute("CREATE TABLE t (id int, secret pgseal.text)")
         .await
         .expect("create");
-    let keys = pgseal(
-        &["init"],
-        &[("PGSEAL_MASTER_KEY", &key), ("DATABASE_URL", db.url())],
-    );
-    assert!(keys.status.success(), "{}", stderr(&keys));
+    init_ok(&key, &db);
 
     let other = keygen();
     let wrong = pgseal(
@@ -266,11 +267,7 @@ async fn a_different_master_key_is_reported_as_a_mismatch() {
 async fn plaintext_written_around_pgseal_is_refused_by_postgres() {
     let db = database().await;
     let key = keygen();
-    let init = pgseal(
-        &["init"],
-        &[("PGSEAL_MASTER_KEY", &key), ("DATABASE_URL", db.url())],
-    );
-    assert!(init.status.success(), "{}", stderr(&init));
+    init_ok(&key, &db);
     let client = db.connect().await;
     client
         .batch_execute("CREATE TABLE users (id int, phone pgseal.phone, born pgseal.date)")
@@ -344,21 +341,13 @@ async fn proxy_serves_plaintext_to_clients_and_refuses_a_wrong_key_at_start() {
 
     let db = database().await;
     let key = keygen();
-    let init = pgseal(
-        &["init"],
-        &[("PGSEAL_MASTER_KEY", &key), ("DATABASE_URL", db.url())],
-    );
-    assert!(init.status.success(), "{}", stderr(&init));
+    init_ok(&key, &db);
     let client = db.connect().await;
     client
         .batch_execute("CREATE TABLE people (id int PRIMARY KEY, phone pgseal.phone)")
         .await
         .expect("create");
-    let keys = pgseal(
-        &["init"],
-        &[("PGSEAL_MASTER_KEY", &key), ("DATABASE_URL", db.url())],
-    );
-    assert!(keys.status.success(), "{}", stderr(&keys));
+    init_ok(&key, &db);
 
     // A wrong master key fails at start, before accepting anyone.
     let other = keygen();
