@@ -95,6 +95,37 @@ pub enum AuditEvent {
         /// New state.
         to: &'static str,
     },
+    /// `pgseal keys rewrap` rewrapped data keys under the current master key.
+    DataKeysRewrapped {
+        /// Database name.
+        database: String,
+        /// How many data keys were rewrapped (keys already under it are left alone).
+        rewrapped: u64,
+        /// Fingerprint of the master key that now wraps every data key.
+        master_key: String,
+        /// Fingerprints of the master keys that wrapped the rewrapped keys before.
+        replaced: Vec<String>,
+    },
+    /// `pgseal reencrypt` started on a column.
+    ReencryptStarted {
+        /// Database name.
+        database: String,
+        /// `schema.table.column`.
+        column: String,
+        /// The value key version values are moved to.
+        version: u32,
+    },
+    /// `pgseal reencrypt` finished a column: no value is left under an older key version.
+    ReencryptFinished {
+        /// Database name.
+        database: String,
+        /// `schema.table.column`.
+        column: String,
+        /// The value key version every value is now under.
+        version: u32,
+        /// Values rewritten by this run.
+        rewritten: u64,
+    },
 }
 
 impl AuditEvent {
@@ -107,6 +138,9 @@ impl AuditEvent {
             AuditEvent::DataKeyUnwrapFailed { .. } => "data_key_unwrap_failed",
             AuditEvent::MasterKeyLoaded { .. } => "master_key_loaded",
             AuditEvent::KeyStateChanged { .. } => "key_state_changed",
+            AuditEvent::DataKeysRewrapped { .. } => "data_keys_rewrapped",
+            AuditEvent::ReencryptStarted { .. } => "reencrypt_started",
+            AuditEvent::ReencryptFinished { .. } => "reencrypt_finished",
         }
     }
 
@@ -152,6 +186,17 @@ impl AuditEvent {
                 check_state("from", from)?;
                 check_state("to", to)
             }
+            AuditEvent::DataKeysRewrapped {
+                master_key,
+                replaced,
+                ..
+            } => {
+                check_fingerprint("master_key", master_key)?;
+                replaced
+                    .iter()
+                    .try_for_each(|fp| check_fingerprint("replaced", fp))
+            }
+            AuditEvent::ReencryptStarted { .. } | AuditEvent::ReencryptFinished { .. } => Ok(()),
         }
     }
 }

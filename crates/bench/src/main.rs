@@ -16,11 +16,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backup;
 mod bench;
+mod copy;
 mod error;
+mod lookup;
+mod migrate;
 mod pgbench;
 mod pgbouncer;
 mod proxy_process;
+mod reencrypt;
 mod report;
 mod rss;
 mod sealed;
@@ -49,6 +54,16 @@ struct Cli {
 enum Command {
     /// pgbench against PostgreSQL, pgbouncer and the pgseal proxy (plain and encrypted).
     Proxy(ProxyArgs),
+    /// Equality lookups on a searchable encrypted column through the proxy vs plaintext.
+    Lookup(LookupArgs),
+    /// `encrypt-column` on a large table vs a plain `UPDATE t SET c = c` of the same rows.
+    Migrate(MigrateArgs),
+    /// `pgseal backup create`/`restore` vs `pg_dump -Fc`/`pg_restore` on a database of >= 1 GB.
+    Backup(BackupArgs),
+    /// Online re-encryption rows/s vs `UPDATE t SET c = c`, and client p99 during it vs idle.
+    Reencrypt(ReencryptArgs),
+    /// COPY FROM/TO through the proxy with encrypted columns vs plaintext directly.
+    Copy(CopyArgs),
     /// Runs one proxy for `proxy` (internal: started by the benchmark itself).
     #[command(hide = true)]
     ServeProxy(ServeArgs),
@@ -74,6 +89,86 @@ struct ProxyArgs {
     /// Idle client connections opened for the memory measurement.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
     idle_clients: u32,
+    /// The document whose marked section receives the results.
+    #[arg(long, default_value_os_t = default_doc())]
+    doc: PathBuf,
+    /// Print the results only; leave the document alone.
+    #[arg(long)]
+    no_doc: bool,
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// Size of the database to back up, in MB (at least this much).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=1_000_000))]
+    size_mb: u32,
+    /// The document whose marked section receives the results.
+    #[arg(long, default_value_os_t = default_doc())]
+    doc: PathBuf,
+    /// Print the results only; leave the document alone.
+    #[arg(long)]
+    no_doc: bool,
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Rows in the table.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1000..=100_000_000))]
+    rows: u32,
+    /// The document whose marked section receives the results.
+    #[arg(long, default_value_os_t = default_doc())]
+    doc: PathBuf,
+    /// Print the results only; leave the document alone.
+    #[arg(long)]
+    no_doc: bool,
+}
+
+#[derive(clap::Args)]
+struct LookupArgs {
+    /// Rows in the table.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1000..=100_000_000))]
+    rows: u32,
+    /// Measured lookups per target.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
+    lookups: u32,
+    /// Unmeasured warm-up lookups per target.
+    #[arg(long, default_value_t = 2_000)]
+    warmup: u32,
+    /// The document whose marked section receives the results.
+    #[arg(long, default_value_os_t = default_doc())]
+    doc: PathBuf,
+    /// Print the results only; leave the document alone.
+    #[arg(long)]
+    no_doc: bool,
+}
+
+#[derive(clap::Args)]
+struct ReencryptArgs {
+    /// Rows in the table.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1000..=100_000_000))]
+    rows: u32,
+    /// Rows per re-encryption batch (`pgseal reencrypt --batch-size`).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_size: u32,
+    /// Seconds of client load measured with nothing else running.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    idle_seconds: u32,
+    /// The document whose marked section receives the results.
+    #[arg(long, default_value_os_t = default_doc())]
+    doc: PathBuf,
+    /// Print the results only; leave the document alone.
+    #[arg(long)]
+    no_doc: bool,
+}
+
+#[derive(clap::Args)]
+struct CopyArgs {
+    /// Rows loaded and exported per target and round.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1000..=100_000_000))]
+    rows: u32,
+    /// Rounds; the report gives each target's median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// The document whose marked section receives the results.
     #[arg(long, default_value_os_t = default_doc())]
     doc: PathBuf,
@@ -122,6 +217,15 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Proxy(args) => runtime.block_on(run_benchmark(args)),
+        Command::Lookup(args) => runtime.block_on(run_lookup(args)),
+        Command::Copy(args) => runtime.block_on(run_copy(args)),
+        Command::Reencrypt(args) => runtime.block_on(run_reencrypt(args)),
+        Command::Migrate(args) => runtime.block_on(run_migrate(args)),
+        Command::Backup(args) => runtime.block_on(backup::run(backup::BackupSettings {
+            size_mb: args.size_mb,
+            doc: (!args.no_doc).then_some(args.doc),
+            command: command_line(),
+        })),
         Command::ServeProxy(args) => {
             let control_url = args.control_url.filter(|_| args.encrypted);
             runtime.block_on(serve::serve_proxy(args.upstream_port, control_url))
@@ -158,6 +262,87 @@ async fn run_benchmark(args: ProxyArgs) -> Result<(), BenchError> {
     };
     tokio::select! {
         result = bench::run(settings) => result,
+        _ = interrupt.recv() => Err(BenchError::Interrupted),
+        _ = terminate.recv() => Err(BenchError::Interrupted),
+    }
+}
+
+/// `lookup`, stopped cleanly by Ctrl-C/SIGTERM like `proxy`.
+async fn run_lookup(args: LookupArgs) -> Result<(), BenchError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| BenchError::io("install the SIGINT handler", e))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| BenchError::io("install the SIGTERM handler", e))?;
+    let settings = lookup::LookupSettings {
+        rows: args.rows,
+        lookups: args.lookups,
+        warmup: args.warmup,
+        doc: (!args.no_doc).then_some(args.doc),
+        command: command_line(),
+    };
+    tokio::select! {
+        result = lookup::run(settings) => result,
+        _ = interrupt.recv() => Err(BenchError::Interrupted),
+        _ = terminate.recv() => Err(BenchError::Interrupted),
+    }
+}
+
+/// `migrate`, stopped cleanly by Ctrl-C/SIGTERM like `proxy`.
+async fn run_migrate(args: MigrateArgs) -> Result<(), BenchError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| BenchError::io("install the SIGINT handler", e))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| BenchError::io("install the SIGTERM handler", e))?;
+    let settings = migrate::MigrateSettings {
+        rows: args.rows,
+        doc: (!args.no_doc).then_some(args.doc),
+        command: command_line(),
+    };
+    tokio::select! {
+        result = migrate::run(settings) => result,
+        _ = interrupt.recv() => Err(BenchError::Interrupted),
+        _ = terminate.recv() => Err(BenchError::Interrupted),
+    }
+}
+
+/// `reencrypt`, stopped cleanly by Ctrl-C/SIGTERM like `proxy`.
+async fn run_reencrypt(args: ReencryptArgs) -> Result<(), BenchError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| BenchError::io("install the SIGINT handler", e))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| BenchError::io("install the SIGTERM handler", e))?;
+    let settings = reencrypt::ReencryptSettings {
+        rows: args.rows,
+        batch_size: args.batch_size as usize,
+        idle_seconds: args.idle_seconds,
+        doc: (!args.no_doc).then_some(args.doc),
+        command: command_line(),
+    };
+    tokio::select! {
+        result = reencrypt::run(settings) => result,
+        _ = interrupt.recv() => Err(BenchError::Interrupted),
+        _ = terminate.recv() => Err(BenchError::Interrupted),
+    }
+}
+
+/// `copy`, stopped cleanly by Ctrl-C/SIGTERM like `proxy`.
+async fn run_copy(args: CopyArgs) -> Result<(), BenchError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| BenchError::io("install the SIGINT handler", e))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| BenchError::io("install the SIGTERM handler", e))?;
+    let settings = copy::CopySettings {
+        rows: args.rows,
+        rounds: args.rounds,
+        doc: (!args.no_doc).then_some(args.doc),
+        command: command_line(),
+    };
+    tokio::select! {
+        result = copy::run(settings) => result,
         _ = interrupt.recv() => Err(BenchError::Interrupted),
         _ = terminate.recv() => Err(BenchError::Interrupted),
     }

@@ -1,7 +1,7 @@
 //! Connecting to PostgreSQL from a `--database-url` / `DATABASE_URL`, with errors that name the
 //! server but never the password.
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 /// The `--database-url` flag shared by every command that talks to a database.
 #[derive(clap::Args, Clone)]
@@ -31,18 +31,28 @@ pub fn describe(config: &Config) -> String {
 }
 
 /// Connects, returning a client whose connection task runs on the current runtime.
+///
+/// TLS follows libpq's `sslmode` (`disable`, `allow`, `prefer` — the default —, `require`,
+/// `verify-ca`, `verify-full`) and `sslrootcert`, exactly as the proxy's connections to the
+/// server do.
 pub async fn connect(args: &DatabaseArgs) -> Result<Client, String> {
     let url = args.database_url.as_deref().ok_or(
         "no database given: set DATABASE_URL or pass --database-url \
          (e.g. postgres://user@localhost:5432/app)",
     )?;
-    let config: Config = url.parse().map_err(|_| {
-        "the database URL is not a valid PostgreSQL connection string \
-         (expected postgres://user[:password]@host[:port]/database)"
-            .to_owned()
+    let (config, tls) = pgseal_proxy::postgres_config(url).map_err(|err| {
+        // The problem never quotes the string, which may hold a password.
+        let problem = match err {
+            pgseal_proxy::ProxyError::InvalidUpstreamUrl { problem } => problem,
+            other => other.to_string(),
+        };
+        format!(
+            "the database URL is not a valid PostgreSQL connection string ({problem}); \
+             expected postgres://user[:password]@host[:port]/database"
+        )
     })?;
     let target = describe(&config);
-    let (client, connection) = config.connect(NoTls).await.map_err(|err| {
+    let (client, connection) = config.connect(tls).await.map_err(|err| {
         format!(
             "cannot connect to the database at {target}: {}. Check DATABASE_URL and that \
              PostgreSQL is running",

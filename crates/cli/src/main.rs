@@ -37,6 +37,21 @@ enum Command {
     /// Start a throwaway local PostgreSQL with pgseal, a development key and sample encrypted
     /// data; Ctrl-C stops and removes it all.
     Dev(commands::dev::Args),
+    /// Encrypted backups: create, verify, inspect, restore, rekey; base backups for
+    /// point-in-time recovery. Needs PGSEAL_BACKUP_KEY, a key apart from the master key.
+    Backup(commands::backup::Args),
+    /// Encrypted WAL archiving: `wal push` for archive_command, `wal fetch` for restore_command.
+    Wal(commands::wal::Args),
+    /// Data-key and master-key rotation: rewrap, rotate, retire, status.
+    Keys(commands::keys::Args),
+    /// Rewrite values still under older data key versions with the active keys, online: short
+    /// batches, compare-and-swap, resumable.
+    Reencrypt(commands::reencrypt::Args),
+    /// Encrypt a populated plaintext column online: shadow column, backfill, brief cutover.
+    /// Resumable: run it again after an interruption.
+    EncryptColumn(commands::migrate::EncryptArgs),
+    /// Turn an encrypted column back into plaintext online (rollback of encrypt-column).
+    DecryptColumn(commands::migrate::DecryptArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,7 +81,13 @@ fn main() -> ExitCode {
             Command::Init(args) => commands::init::run(args).await,
             Command::Columns(args) => commands::columns::run(args).await,
             Command::Dev(args) => commands::dev::run(args).await,
+            Command::Backup(args) => commands::backup::run(args).await,
+            Command::Wal(args) => commands::wal::run(args).await,
             Command::Proxy(args) => commands::proxy::run(args).await,
+            Command::Keys(args) => commands::keys::run(args).await,
+            Command::Reencrypt(args) => commands::reencrypt::run(args).await,
+            Command::EncryptColumn(args) => commands::migrate::run_encrypt(args).await,
+            Command::DecryptColumn(args) => commands::migrate::run_decrypt(args).await,
         }
     });
     match result {

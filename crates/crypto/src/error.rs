@@ -143,8 +143,9 @@ pub enum CryptoError {
     },
     /// The ciphertext uses a key version that has been retired.
     #[error(
-        "ciphertext for column {column_id} uses value key version {version}, which is retired; \
-         re-encrypt the column or mark the key decrypt-only again"
+        "data key version {version} of column id {column_id} is retired: the value was written \
+         before the key was retired (an old backup?); set that key back to decrypt_only to read \
+         it, then run `pgseal reencrypt`"
     )]
     RetiredKey {
         /// The column.

@@ -28,6 +28,7 @@ mod binaries;
 mod cluster;
 mod error;
 mod template;
+mod tls;
 mod user;
 mod watchdog;
 

@@ -104,6 +104,106 @@ pub enum Error {
     /// The database failed outside the store (for example while connecting).
     #[error("database error: {0}")]
     Database(String),
+    /// A value is under a data key version that was retired.
+    #[error(
+        "data key version {version} of {column} is retired: the value was written before the key \
+         was retired (for example restored from an old backup). To read it, set the key back to \
+         decrypt_only (UPDATE pgseal.data_keys SET state = 'decrypt_only' WHERE ...), then run \
+         `pgseal reencrypt`"
+    )]
+    RetiredKey {
+        /// `schema.table.column`.
+        column: String,
+        /// The retired value key version.
+        version: u32,
+    },
+    /// `keys retire` named a key version the column does not have.
+    #[error("{column} has no {purpose} key version {version}: see `pgseal keys status`")]
+    KeyVersionNotFound {
+        /// `schema.table.column`.
+        column: String,
+        /// "value" or "index".
+        purpose: &'static str,
+        /// The version asked for.
+        version: u32,
+    },
+    /// `keys retire` named the active version.
+    #[error(
+        "{purpose} key version {version} of {column} is the active one and cannot be retired: \
+         run `pgseal keys rotate {column}` and `pgseal reencrypt {column}` first"
+    )]
+    RetireActive {
+        /// `schema.table.column`.
+        column: String,
+        /// "value" or "index".
+        purpose: &'static str,
+        /// The version asked for.
+        version: u32,
+    },
+    /// `keys retire` refused: values still use the version.
+    #[error(
+        "{values} value(s) of {column} still use {purpose} key version {version}; nothing was \
+         retired. Run `pgseal reencrypt {column}` to move them to the active key, then retry"
+    )]
+    KeyVersionInUse {
+        /// `schema.table.column`.
+        column: String,
+        /// "value" or "index".
+        purpose: &'static str,
+        /// The version asked for.
+        version: u32,
+        /// How many values use it.
+        values: u64,
+    },
+    /// Re-encryption met a value it cannot open.
+    #[error(
+        "re-encryption stopped: the value of {column} in the row at ctid {ctid} cannot be opened \
+         ({reason}); rows rewritten so far are committed. Restore that value or set it to NULL, \
+         then run `pgseal reencrypt` again"
+    )]
+    ReencryptValue {
+        /// `schema.table.column`.
+        column: String,
+        /// The row's physical position (not secret).
+        ctid: String,
+        /// Why it failed (no value, no key).
+        reason: String,
+    },
+    /// Re-encryption gave up on rows that kept changing.
+    #[error(
+        "re-encryption of {table} left {remaining} row(s) under older keys after {passes} passes \
+         (they were updated concurrently every time, or kept waiting on locks); run `pgseal \
+         reencrypt` again, at a quieter moment or with a larger --lock-timeout"
+    )]
+    ReencryptIncomplete {
+        /// `schema.table`.
+        table: String,
+        /// Rows still to do.
+        remaining: u64,
+        /// Passes made.
+        passes: u32,
+    },
+    /// An online column migration cannot start or continue (the message says why and what to
+    /// do).
+    #[error("cannot migrate {column}: {reason}")]
+    MigrationRefused {
+        /// `schema.table.column` (or the table name as given when it was not found).
+        column: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A brief table lock could not be taken: other transactions kept holding the table.
+    #[error(
+        "could not lock the table within lock_timeout ({timeout:?}) in {attempts} attempts: \
+         long transactions hold it. Nothing half-done was left; run the command again at a \
+         quieter time, or raise --lock-timeout / --lock-attempts"
+    )]
+    LockNotAcquired {
+        /// Attempts made.
+        attempts: u32,
+        /// The `lock_timeout` of each attempt.
+        timeout: std::time::Duration,
+    },
     /// An audit record could not be written; the operation it describes was not carried out.
     #[error("the audit log cannot be written ({0}): fix PGSEAL_AUDIT_LOG, the operation was not carried out")]
     Audit(String),

@@ -17,9 +17,14 @@ use tokio_postgres::Client;
 
 use crate::Error;
 
+/// The channel on which key changes (creation, rotation, rewrap, retirement) are announced with
+/// `NOTIFY`, in the transaction that makes them: running proxies `LISTEN` on it and reload the
+/// database's keys as soon as the change commits.
+pub const CATALOG_CHANNEL: &str = "pgseal_catalog";
+
 /// Advisory lock key serialising data-key creation across concurrent CLIs, proxies and
 /// applications (ASCII "pgsealky").
-const KEY_CREATION_LOCK: i64 = 0x7067_7365_616c_6b79;
+pub(crate) const KEY_CREATION_LOCK: i64 = 0x7067_7365_616c_6b79;
 
 /// One encrypted column with its cipher, ready to seal and open values.
 pub struct SealedColumn {
@@ -49,7 +54,7 @@ pub struct CreatedKey {
     pub version: u32,
 }
 
-fn purpose_name(purpose: KeyPurpose) -> &'static str {
+pub(crate) fn purpose_name(purpose: KeyPurpose) -> &'static str {
     match purpose {
         KeyPurpose::Value => "value",
         KeyPurpose::Index => "index",
@@ -146,11 +151,24 @@ pub async fn ensure_data_keys(
             });
         }
     }
+    if !created.is_empty() {
+        notify_catalog_changed(&tx).await?;
+    }
     tx.commit().await?;
     Ok(created)
 }
 
-fn unwrap_stored(
+/// Announces a key change to running proxies; delivered when `tx` commits, never if it rolls
+/// back.
+pub(crate) async fn notify_catalog_changed(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), Error> {
+    tx.execute(&format!("NOTIFY {CATALOG_CHANNEL}"), &[])
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn unwrap_stored(
     database: &str,
     names: &HashMap<u32, String>,
     master: &MasterKeyring,
@@ -244,10 +262,9 @@ impl Keyring {
         let mut value_keys: HashMap<u32, Vec<(u32, CipherKeyState, DataKey)>> = HashMap::new();
         let mut index_keys: HashMap<u32, Vec<(u16, CipherKeyState, DataKey)>> = HashMap::new();
         for key in &stored {
-            // Retired keys protect no value any more; they are never unwrapped.
-            if key.state == KeyState::Retired {
-                continue;
-            }
+            // Retired keys are unwrapped too (the cipher drops their material at once) so that a
+            // value still under one, e.g. from a restored backup, is reported as "retired"
+            // rather than as an unknown version.
             let data_key = unwrap_stored(&database, &names, master, audit, key)?;
             let state = cipher_state(key.state);
             if key.purpose == KeyPurpose::Index.as_u8() {

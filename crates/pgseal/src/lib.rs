@@ -6,6 +6,9 @@
 //! * [`master_key`]: how the master key is read from `PGSEAL_MASTER_KEY`,
 //!   `PGSEAL_MASTER_KEY_FILE` and `PGSEAL_PREVIOUS_MASTER_KEYS`.
 //! * [`keyring`]: data-key creation and unwrapping, shared with the CLI and proxy.
+//! * [`rotation`]: master-key rewrap, data-key rotation, retirement and key status.
+//! * [`reencrypt`]: online re-encryption of values still under older data keys.
+//! * [`migrate`]: online encryption of an existing plaintext column, and its rollback.
 //!
 //! See `examples/birth_details.rs` in the repository for a complete program.
 #![forbid(unsafe_code)]
@@ -16,6 +19,9 @@ mod error;
 mod init;
 pub mod keyring;
 pub mod master_key;
+pub mod migrate;
+pub mod reencrypt;
+pub mod rotation;
 mod sealer;
 
 pub use ciphertext::Ciphertext;

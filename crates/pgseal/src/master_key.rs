@@ -20,6 +20,9 @@ pub const MASTER_KEY_VAR: &str = "PGSEAL_MASTER_KEY";
 pub const MASTER_KEY_FILE_VAR: &str = "PGSEAL_MASTER_KEY_FILE";
 /// Name of the variable holding comma-separated previous master keys (unwrap only).
 pub const PREVIOUS_MASTER_KEYS_VAR: &str = "PGSEAL_PREVIOUS_MASTER_KEYS";
+/// Name of the variable holding the path of a file with previous master keys (base64, separated
+/// by commas or line breaks), for processes that re-read their keys on SIGHUP.
+pub const PREVIOUS_MASTER_KEYS_FILE_VAR: &str = "PGSEAL_PREVIOUS_MASTER_KEYS_FILE";
 
 /// Where the current master key came from: shown in audit records and `pgseal` output, so an
 /// operator can tell which deployment mechanism is in force. Never holds key material.
@@ -101,7 +104,7 @@ pub fn load_master_keys(
         ),
         (None, Some(path)) => {
             let path = PathBuf::from(path);
-            let text = read_key_file(&path)?;
+            let text = read_file(MASTER_KEY_FILE_VAR, &path)?;
             (
                 MasterKey::from_base64(MASTER_KEY_FILE_VAR, &text)?,
                 MasterKeySource::File(path),
@@ -119,16 +122,27 @@ pub fn load_master_keys(
             previous.push(MasterKey::from_base64(&var, item)?);
         }
     }
+    if let Some(path) = lookup(PREVIOUS_MASTER_KEYS_FILE_VAR).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        let text = read_file(PREVIOUS_MASTER_KEYS_FILE_VAR, &path)?;
+        let items = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|item| !item.is_empty());
+        for (position, item) in items.enumerate() {
+            let var = format!("{PREVIOUS_MASTER_KEYS_FILE_VAR} (entry {})", position + 1);
+            previous.push(MasterKey::from_base64(&var, item)?);
+        }
+    }
     Ok(LoadedMasterKeys {
         keyring: MasterKeyring::new(current, previous),
         source,
     })
 }
 
-fn read_key_file(path: &Path) -> Result<Zeroizing<String>, Error> {
+fn read_file(var: &str, path: &Path) -> Result<Zeroizing<String>, Error> {
     let bytes = std::fs::read(path).map_err(|err| {
         Error::Config(format!(
-            "{MASTER_KEY_FILE_VAR} names {}, which cannot be read: {err}",
+            "{var} names {}, which cannot be read: {err}",
             path.display()
         ))
     })?;
@@ -136,7 +150,7 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<String>, Error> {
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(Error::Key(KeyError::NotBase64 {
-            var: MASTER_KEY_FILE_VAR.to_owned(),
+            var: var.to_owned(),
         })),
     }
 }
@@ -192,6 +206,45 @@ mod tests {
             .expect("file key loads");
         assert_eq!(loaded.fingerprint(), key.fingerprint());
         assert_eq!(loaded.source, MasterKeySource::File(path));
+    }
+
+    #[test]
+    fn previous_keys_come_from_a_file_too() {
+        let current = MasterKey::generate();
+        let (a, b, c) = (
+            MasterKey::generate(),
+            MasterKey::generate(),
+            MasterKey::generate(),
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("previous.keys");
+        std::fs::write(
+            &path,
+            format!("{}\n{},\n", &*b.expose_base64(), &*c.expose_base64()),
+        )
+        .expect("write keys");
+        let loaded = load_master_keys(env(&[
+            (MASTER_KEY_VAR, &current.expose_base64()),
+            (PREVIOUS_MASTER_KEYS_VAR, &a.expose_base64()),
+            (PREVIOUS_MASTER_KEYS_FILE_VAR, path.to_str().unwrap()),
+        ]))
+        .expect("keys load");
+        assert_eq!(
+            loaded.keyring.fingerprints(),
+            vec![
+                current.fingerprint(),
+                a.fingerprint(),
+                b.fingerprint(),
+                c.fingerprint()
+            ]
+        );
+        std::fs::write(&path, "garbage").expect("write");
+        let bad = message(load_master_keys(env(&[
+            (MASTER_KEY_VAR, &current.expose_base64()),
+            (PREVIOUS_MASTER_KEYS_FILE_VAR, path.to_str().unwrap()),
+        ])));
+        assert!(bad.contains(PREVIOUS_MASTER_KEYS_FILE_VAR), "{bad}");
+        assert!(!bad.contains("garbage"), "{bad}");
     }
 
     #[test]

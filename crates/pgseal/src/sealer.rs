@@ -122,9 +122,15 @@ impl Sealer {
             .open_with(ciphertext.as_bytes(), |plaintext| {
                 decode_canonical(ty, plaintext)
             })
-            .map_err(|source| Error::Crypto {
-                column: name(),
-                source,
+            .map_err(|source| match source {
+                pgseal_crypto::CryptoError::RetiredKey { version, .. } => Error::RetiredKey {
+                    column: name(),
+                    version,
+                },
+                source => Error::Crypto {
+                    column: name(),
+                    source,
+                },
             })?
             .map_err(|source| Error::Value {
                 column: name(),

@@ -4,7 +4,10 @@
 //! never the server's: the server's key would let anyone who learns it cancel queries on that
 //! backend directly, and a proxy-owned key stays valid if sessions are ever pooled onto other
 //! server connections. A client's `CancelRequest` is looked up here and re-sent to the server
-//! with the server's own key.
+//! with the server's own key, over TLS when the upstream settings use TLS (`SSLRequest`, the
+//! handshake with the same certificate checks as the sessions, then the `CancelRequest`, as
+//! libpq 17 does): under `sslmode=require` or stricter the key never crosses the network in
+//! clear, and is never sent to a server that fails the certificate check the `sslmode` asks for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +19,7 @@ use pgseal_wire::StartupPacket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::tls::UpstreamTls;
 use crate::ProxyError;
 
 /// How long a forwarded cancel request may take (connect, send, server closes).
@@ -106,11 +110,13 @@ impl Drop for Registration {
     }
 }
 
-/// Sends a `CancelRequest` with the server's key to the server. As with PostgreSQL, nothing is
-/// reported back to the client: cancellation is best effort.
+/// Sends a `CancelRequest` with the server's key to the server, negotiating TLS first as `tls`
+/// says. As with PostgreSQL, nothing is reported back to the client: cancellation is best
+/// effort.
 pub(crate) async fn forward_cancel(
     host: &str,
     port: u16,
+    tls: &UpstreamTls,
     upstream: &BackendKeyData,
 ) -> Result<(), ProxyError> {
     let request = StartupPacket::Cancel {
@@ -120,26 +126,32 @@ pub(crate) async fn forward_cancel(
     let mut packet = BytesMut::new();
     request.encode(&mut packet).map_err(ProxyError::Encode)?;
     let send = async {
-        let mut stream = TcpStream::connect((host, port)).await.map_err(|source| {
+        let tcp = TcpStream::connect((host, port)).await.map_err(|source| {
             ProxyError::UpstreamConnect {
                 host: host.to_owned(),
                 port,
                 source,
             }
         })?;
+        let mut stream = tls.connect(tcp, host).await?;
         stream
             .write_all(&packet)
             .await
             .map_err(ProxyError::UpstreamIo)?;
+        stream.flush().await.map_err(ProxyError::UpstreamIo)?;
         // The server closes the connection once it has acted on the request; waiting for that
         // keeps the cancel ordered before anything the client does next.
         let mut sink = [0u8; 64];
-        while stream
-            .read(&mut sink)
-            .await
-            .map_err(ProxyError::UpstreamIo)?
-            > 0
-        {}
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                // A server that closes its TLS session without close_notify has still acted:
+                // the request was complete when it closed.
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(err) => return Err(ProxyError::UpstreamIo(err)),
+            }
+        }
         Ok(())
     };
     match tokio::time::timeout(CANCEL_TIMEOUT, send).await {
@@ -187,5 +199,48 @@ mod tests {
         pids.dedup();
         assert_eq!(pids.len(), 200);
         assert!(!format!("{registry:?}").contains("key"));
+    }
+
+    /// A server (or someone in the middle) that answers the `SSLRequest` with 'N' is not sent
+    /// the cancel key in clear when the settings require TLS.
+    #[tokio::test]
+    async fn no_key_in_clear_when_tls_is_required_and_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = dir.path().join("ca.pem");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        std::fs::write(&ca, cert.pem()).expect("write CA");
+        let tls = UpstreamTls::new(crate::SslMode::VerifyFull, Some(ca)).expect("settings");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let refuser = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut received = [0u8; 8];
+            conn.read_exact(&mut received).await.expect("SSLRequest");
+            conn.write_all(b"N").await.expect("answer");
+            let mut rest = Vec::new();
+            let _ = conn.read_to_end(&mut rest).await;
+            (received, rest)
+        });
+        let server_key = BackendKeyData {
+            pid: 1234,
+            key: 5678,
+        };
+        let err = forward_cancel("127.0.0.1", port, &tls, &server_key)
+            .await
+            .expect_err("no TLS, no cancel");
+        assert!(matches!(err, ProxyError::UpstreamTls { .. }), "{err}");
+        let (received, rest) = refuser.await.expect("join");
+        assert_eq!(
+            i32::from_be_bytes([received[4], received[5], received[6], received[7]]),
+            pgseal_wire::SSL_REQUEST_CODE
+        );
+        assert!(rest.is_empty(), "nothing follows the refused SSLRequest");
     }
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::tls::{split_connection_string, ClientTls, UpstreamTls};
 use crate::ProxyError;
 
 /// Default limit of one protocol message, in bytes: 64 MiB.
@@ -54,6 +55,16 @@ pub struct ProxyConfig {
     /// for this long (PostgreSQL's `idle_session_timeout`, SQLSTATE `57P05`). A running query
     /// never counts as idle. Default `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// The certificate and key presented to clients that ask for TLS (`SSLRequest`, or
+    /// PostgreSQL 17's direct TLS). `None` (the default): such clients are answered `'N'`.
+    pub client_tls: Option<ClientTls>,
+    /// Refuse clients that do not use TLS (`FATAL 28000` before anything reaches the server).
+    /// Needs [`client_tls`](Self::client_tls). Cancel requests are accepted either way, as
+    /// PostgreSQL accepts them before any authentication rule applies. Default `false`.
+    pub require_tls: bool,
+    /// TLS to the server: [`UpstreamTls::disabled`] with [`new`](Self::new), the URL's
+    /// `sslmode`/`sslrootcert` with [`with_upstream_url`](Self::with_upstream_url).
+    pub upstream_tls: UpstreamTls,
 }
 
 impl ProxyConfig {
@@ -69,21 +80,29 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(60),
             idle_timeout: None,
+            client_tls: None,
+            require_tls: false,
+            upstream_tls: UpstreamTls::disabled(),
         }
     }
 
     /// Settings with the defaults and the upstream server taken from a
     /// `postgres://[user[:password]@]host[:port][/database][?...]` URL (also `postgresql://`).
     ///
-    /// Only the host and port are used: clients send their own user, database and credentials,
+    /// The host, the port and the TLS settings (`sslmode`, `sslrootcert`, as libpq reads them:
+    /// see [`UpstreamTls`]) are used: clients send their own user, database and credentials,
     /// which the proxy relays. The port defaults to 5432; IPv6 hosts go in brackets.
     ///
     /// # Errors
-    /// [`ProxyError::InvalidUpstreamUrl`] if the URL has another scheme, no host, or a bad port.
-    /// The message never repeats the URL, which may contain a password.
+    /// [`ProxyError::InvalidUpstreamUrl`] if the URL has another scheme, no host, a bad port,
+    /// or TLS settings that cannot be used. The message never repeats the URL, which may
+    /// contain a password.
     pub fn with_upstream_url(listen: SocketAddr, url: &str) -> Result<Self, ProxyError> {
         let (host, port) = parse_upstream_url(url)?;
-        Ok(Self::new(listen, host, port))
+        let (_, upstream_tls) = split_connection_string(url)?;
+        let mut config = Self::new(listen, host, port);
+        config.upstream_tls = upstream_tls;
+        Ok(config)
     }
 
     /// Checks every limit.
@@ -121,6 +140,13 @@ impl ProxyConfig {
             return Err(ProxyError::InvalidConfig {
                 setting: "upstream_port",
                 problem: "is 0; give the PostgreSQL server's TCP port (usually 5432)".to_owned(),
+            });
+        }
+        if self.require_tls && self.client_tls.is_none() {
+            return Err(ProxyError::InvalidConfig {
+                setting: "require_tls",
+                problem: "is set without a TLS certificate; give tls_cert and tls_key too"
+                    .to_owned(),
             });
         }
         for (setting, value) in [

@@ -2,14 +2,21 @@
 //!
 //! Phases:
 //!
-//! 1. Startup: `SSLRequest` and `GSSENCRequest` are refused with `'N'` (no TLS yet); a
-//!    `CancelRequest` is mapped to the server's key and forwarded; a `StartupMessage` is sent
-//!    upstream unchanged except that `_pq_.` protocol options are removed and the version is
-//!    3.0 (the client gets `NegotiateProtocolVersion` when it asked for more, as PostgreSQL
+//! 1. Startup: with a certificate configured, `SSLRequest` is answered `'S'` and the TLS
+//!    handshake follows, and a client that opens with a TLS record (PostgreSQL 17's direct TLS)
+//!    is handshaken at once; otherwise, and for `GSSENCRequest`, `'N'`. A `CancelRequest` is
+//!    mapped to the server's key and forwarded; a `StartupMessage` from a plain-text client
+//!    is refused when TLS is required, else sent upstream (over TLS when the upstream URL says
+//!    so) unchanged except that `_pq_.` protocol options are removed and the version is 3.0
+//!    (the client gets `NegotiateProtocolVersion` when it asked for more, as PostgreSQL
 //!    answers).
 //! 2. Authentication: both directions are relayed verbatim until `ReadyForQuery`, so every
 //!    method the server offers (trust, password, md5, SCRAM) works without the proxy seeing a
-//!    password in a form it keeps. `BackendKeyData` is replaced by a proxy-made key.
+//!    password in a form it keeps. Two exceptions, both about SCRAM channel binding, which
+//!    cannot cross a proxy that terminates TLS: a plain-text client is never offered
+//!    `SCRAM-SHA-256-PLUS`, and a TLS client whose server asks for SCRAM is asked for its
+//!    password and the proxy logs in itself ([`crate::scram`]). `BackendKeyData` is replaced by
+//!    a proxy-made key.
 //! 3. The message loop: two directions run concurrently, each reading a batch of whole messages,
 //!    passing each through the session's [`MessageHook`], and writing the batch before reading
 //!    again, so a slow reader slows its writer instead of growing a buffer.
@@ -25,8 +32,7 @@ use pgseal_wire::backend::{
 };
 use pgseal_wire::frontend::{Parse, Query, SYNC_TAG, TERMINATE_TAG};
 use pgseal_wire::{Frame, StartupPacket, WireError};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
@@ -34,7 +40,9 @@ use tracing::{debug, info, warn};
 use crate::cancel::{forward_cancel, CancelRegistry, Registration};
 use crate::config::MAX_STARTUP_PACKET_LEN;
 use crate::framed::FramedReader;
+use crate::scram::{self, UpstreamBinding};
 use crate::session::{BackendVerdict, FrontendVerdict, HookFactory, MessageHook, SessionState};
+use crate::tls::{ClientTls, Stream, ALPN_POSTGRESQL, TLS_HANDSHAKE_RECORD};
 use crate::{ProxyConfig, ProxyError};
 
 /// How long the proxy tries to deliver its own final error to a client that is not reading.
@@ -46,6 +54,18 @@ const MAX_ENCRYPTION_REQUESTS: usize = 2;
 
 /// Tag of `FunctionCall`, which like `Query` is answered with its own `ReadyForQuery`.
 const FUNCTION_CALL_TAG: u8 = b'F';
+
+/// The read side of a client or server connection, framed.
+type Reader = FramedReader<ReadHalf<Stream>>;
+/// The write side of a client or server connection.
+type Writer = WriteHalf<Stream>;
+
+/// Writes all of `buf` and flushes: a TLS stream may otherwise keep the last records in its
+/// buffer until the next write.
+pub(crate) async fn send<W: AsyncWrite + Unpin>(dst: &mut W, buf: &[u8]) -> std::io::Result<()> {
+    dst.write_all(buf).await?;
+    dst.flush().await
+}
 
 /// What every connection task shares.
 pub(crate) struct Context<F> {
@@ -69,6 +89,8 @@ enum End {
     UpstreamClosed,
     /// `idle_timeout` expired.
     IdleTimeout,
+    /// Refused: TLS is required and the client did not use it.
+    TlsRequired,
 }
 
 impl End {
@@ -80,6 +102,7 @@ impl End {
             Self::ClientClosed => "client closed the connection",
             Self::UpstreamClosed => "server closed the connection",
             Self::IdleTimeout => "idle timeout",
+            Self::TlsRequired => "refused: TLS is required and the client did not use it",
         }
     }
 }
@@ -96,15 +119,79 @@ pub(crate) async fn serve_client<F: HookFactory>(
     // Protocol messages are small and latency-bound; Nagle's algorithm would delay them.
     let _ = stream.set_nodelay(true);
     info!(%peer, "connection opened");
-    let (client_read, mut client_write) = stream.into_split();
-    let result = handle(client_read, &mut client_write, peer, &ctx, permit).await;
+    let config = &ctx.config;
+    let deadline = tokio::time::Instant::now() + config.startup_timeout;
+    // The startup phase runs on the whole stream, which an SSLRequest upgrades in place; the
+    // stream is split in two directions once the startup message has arrived.
+    let mut client = FramedReader::new(Stream::Plain(stream), config.max_message_len);
+    let startup = match tokio::time::timeout_at(deadline, read_startup(&mut client, config)).await {
+        Ok(result) => result,
+        Err(_) => Err(startup_timeout(config)),
+    };
+    match startup {
+        Ok(Some(packet)) => {
+            let (stream, buf) = client.into_parts();
+            let client_tls = stream.is_tls();
+            let (read, mut write) = tokio::io::split(stream);
+            let client = FramedReader::with_buffer(read, buf, config.max_message_len);
+            let session = Session {
+                peer,
+                deadline,
+                client_tls,
+            };
+            let result = handle(client, &mut write, packet, session, &ctx, permit).await;
+            finish(result, &mut write, peer, config, started).await;
+            let _ = write.shutdown().await;
+        }
+        Ok(None) => {
+            finish(
+                Ok(End::ClientClosed),
+                client.get_mut(),
+                peer,
+                config,
+                started,
+            )
+            .await
+        }
+        Err(error) => {
+            let stream = client.get_mut();
+            finish(Err(error), stream, peer, config, started).await;
+            let _ = stream.shutdown().await;
+        }
+    }
+}
+
+/// Facts about one client connection, fixed once its startup message has arrived.
+#[derive(Clone, Copy)]
+struct Session {
+    peer: SocketAddr,
+    /// When startup and authentication must be complete.
+    deadline: tokio::time::Instant,
+    /// The client connection is TLS.
+    client_tls: bool,
+}
+
+fn startup_timeout(config: &ProxyConfig) -> ProxyError {
+    ProxyError::StartupTimeout {
+        seconds: config.startup_timeout.as_secs(),
+    }
+}
+
+/// Logs how a session ended, and tells the client why when an error ended it.
+async fn finish<W: AsyncWrite + Unpin>(
+    result: Result<End, ProxyError>,
+    client_write: &mut W,
+    peer: SocketAddr,
+    config: &ProxyConfig,
+    started: Instant,
+) {
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
         Ok(End::Cancel) => debug!(%peer, duration_ms, "cancel connection closed"),
         Ok(end) => info!(%peer, duration_ms, reason = end.as_str(), "connection closed"),
         Err(error) => {
-            if let Some(fields) = client_error(&error, &ctx.config) {
-                send_error(&mut client_write, &fields).await;
+            if let Some(fields) = client_error(&error, config) {
+                send_error(client_write, &fields).await;
             }
             match error {
                 // The client's own doing: not the operator's concern beyond a note.
@@ -118,7 +205,6 @@ pub(crate) async fn serve_client<F: HookFactory>(
             }
         }
     }
-    let _ = client_write.shutdown().await;
 }
 
 /// The `ErrorResponse` a client gets when its session ends with `error`, if it can still use one.
@@ -150,6 +236,16 @@ fn client_error(error: &ProxyError, config: &ProxyConfig) -> Option<ErrorFields>
              the proxy's log has the details",
             config.max_message_len
         )),
+        ProxyError::UpstreamTls { .. } => ErrorFields::fatal(
+            "08006",
+            "the pgseal proxy cannot set up TLS to the database server",
+        )
+        .hint("the proxy's log says why; check the upstream URL's sslmode and sslrootcert"),
+        ProxyError::UpstreamAuthentication { .. } => ErrorFields::fatal(
+            "28000",
+            "the pgseal proxy cannot complete authentication with the database server",
+        )
+        .hint("the proxy's log says why"),
         ProxyError::UpstreamIo(_) => {
             ErrorFields::fatal("08006", "the connection to the database server was lost")
         }
@@ -173,43 +269,46 @@ fn error_text(error: &ProxyError) -> String {
 async fn send_error<W: AsyncWrite + Unpin>(dst: &mut W, fields: &ErrorFields) {
     let mut buf = BytesMut::new();
     if fields.encode(ERROR_RESPONSE_TAG, &mut buf).is_ok() {
-        let _ = tokio::time::timeout(FINAL_ERROR_TIMEOUT, dst.write_all(&buf)).await;
+        let _ = tokio::time::timeout(FINAL_ERROR_TIMEOUT, send(dst, &buf)).await;
     }
 }
 
 async fn handle<F: HookFactory>(
-    client_read: OwnedReadHalf,
-    client_write: &mut OwnedWriteHalf,
-    peer: SocketAddr,
+    mut client: Reader,
+    client_write: &mut Writer,
+    packet: StartupPacket,
+    session: Session,
     ctx: &Context<F>,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Result<End, ProxyError> {
     let config = &ctx.config;
-    let deadline = tokio::time::Instant::now() + config.startup_timeout;
-    let timed_out = || ProxyError::StartupTimeout {
-        seconds: config.startup_timeout.as_secs(),
-    };
-    let mut client = FramedReader::new(client_read, config.max_message_len);
-
-    let packet = tokio::time::timeout_at(deadline, read_startup(&mut client, client_write))
-        .await
-        .map_err(|_| timed_out())??;
+    let Session { peer, deadline, .. } = session;
+    let timed_out = || startup_timeout(config);
     let (minor, params) = match packet {
-        None => return Ok(End::ClientClosed),
-        Some(StartupPacket::Cancel {
+        StartupPacket::Cancel {
             process_id,
             secret_key,
-        }) => {
+        } => {
             handle_cancel(ctx, peer, process_id, secret_key).await;
             return Ok(End::Cancel);
         }
-        Some(StartupPacket::Startup { protocol, params }) => (protocol.1, params),
-        Some(_) => {
+        StartupPacket::Startup { protocol, params } => (protocol.1, params),
+        _ => {
             return Err(ProxyError::ClientProtocolViolation {
                 reason: "unexpected packet in place of the startup message",
             })
         }
     };
+    if config.require_tls && !session.client_tls {
+        // Nothing reaches the server: PostgreSQL's answer to a hostssl-only pg_hba.conf.
+        let fields = ErrorFields::fatal(
+            "28000",
+            "the pgseal proxy accepts only TLS connections, and this one is not encrypted",
+        )
+        .hint("connect with sslmode=require (or verify-full with the proxy's CA)");
+        send_error(client_write, &fields).await;
+        return Ok(End::TlsRequired);
+    }
     // Held for the whole session; released when this function returns.
     let Some(_permit) = permit else {
         let fields = ErrorFields::fatal("53300", "sorry, too many clients already")
@@ -229,23 +328,27 @@ async fn handle<F: HookFactory>(
     });
     let mut state = SessionState::new(peer, params.clone());
 
-    let upstream = connect_upstream(config).await?;
-    let (upstream_read, mut upstream_write) = upstream.into_split();
+    let upstream = tokio::time::timeout_at(deadline, connect_upstream(config))
+        .await
+        .map_err(|_| timed_out())??;
+    let binding = UpstreamBinding {
+        tls: upstream.is_tls(),
+        end_point: upstream.server_end_point(),
+    };
+    let (upstream_read, mut upstream_write) = tokio::io::split(upstream);
     let mut server = FramedReader::new(upstream_read, config.max_message_len);
 
     let mut out = BytesMut::new();
     StartupPacket::startup(params)
         .encode(&mut out)
         .map_err(ProxyError::Encode)?;
-    upstream_write
-        .write_all(&out)
+    send(&mut upstream_write, &out)
         .await
         .map_err(ProxyError::UpstreamIo)?;
     if let Some(negotiate) = negotiate {
         out.clear();
         negotiate.encode(&mut out).map_err(ProxyError::Encode)?;
-        client_write
-            .write_all(&out)
+        send(client_write, &out)
             .await
             .map_err(ProxyError::ClientIo)?;
     }
@@ -259,6 +362,7 @@ async fn handle<F: HookFactory>(
             &mut upstream_write,
             &mut state,
             &ctx.registry,
+            session.client_tls.then_some(binding),
         ),
     )
     .await
@@ -302,12 +406,24 @@ async fn handle<F: HookFactory>(
     Ok(end)
 }
 
-/// Reads the client's packets up to its startup message or cancel request, refusing
-/// encryption requests. `None` if the client closes first (port probes, health checks).
+/// Reads the client's packets up to its startup message or cancel request, answering
+/// encryption requests (and upgrading the stream in place for TLS). `None` if the client closes
+/// first (port probes, health checks).
 async fn read_startup(
-    client: &mut FramedReader<OwnedReadHalf>,
-    client_write: &mut OwnedWriteHalf,
+    client: &mut FramedReader<Stream>,
+    config: &ProxyConfig,
 ) -> Result<Option<StartupPacket>, ProxyError> {
+    if let (Some(tls), Stream::Plain(tcp)) = (&config.client_tls, client.get_mut()) {
+        // PostgreSQL 17's direct TLS: the client starts with a TLS handshake record instead of
+        // an SSLRequest. Peeking leaves the byte for whichever reader comes next.
+        let mut first = [0u8; 1];
+        if tcp.peek(&mut first).await.map_err(ProxyError::ClientIo)? == 0 {
+            return Ok(None);
+        }
+        if first[0] == TLS_HANDSHAKE_RECORD {
+            accept_tls(client, tls, true).await?;
+        }
+    }
     let mut encryption_requests = 0;
     loop {
         while let Some(packet) = client
@@ -322,12 +438,34 @@ async fn read_startup(
                             reason: "too many SSL/GSS encryption requests",
                         });
                     }
-                    // 'N': not supported here; the client continues in plain text or gives up
-                    // (sslmode=require).
-                    client_write
-                        .write_all(b"N")
+                    let tls = match (&packet, &config.client_tls) {
+                        (StartupPacket::SslRequest, Some(tls)) => Some(tls),
+                        _ => None,
+                    };
+                    if client.get_mut().is_tls() {
+                        return Err(ProxyError::ClientProtocolViolation {
+                            reason: "encryption requested again inside TLS",
+                        });
+                    }
+                    let Some(tls) = tls else {
+                        // 'N': not offered here; the client continues in plain text or gives
+                        // up (sslmode=require).
+                        send(client.get_mut(), b"N")
+                            .await
+                            .map_err(ProxyError::ClientIo)?;
+                        continue;
+                    };
+                    if client.has_partial() {
+                        // Bytes sent before the handshake would be taken as if they had come
+                        // through TLS (CVE-2021-23214 in PostgreSQL): refused.
+                        return Err(ProxyError::ClientProtocolViolation {
+                            reason: "data sent after SSLRequest before the TLS handshake",
+                        });
+                    }
+                    send(client.get_mut(), b"S")
                         .await
                         .map_err(ProxyError::ClientIo)?;
+                    accept_tls(client, tls, false).await?;
                 }
                 other => return Ok(Some(other)),
             }
@@ -338,6 +476,32 @@ async fn read_startup(
     }
 }
 
+/// The TLS handshake with a client, replacing its plain stream. `direct`: the client skipped
+/// `SSLRequest`, so it must name the protocol by ALPN, as PostgreSQL 17 requires.
+async fn accept_tls(
+    client: &mut FramedReader<Stream>,
+    tls: &ClientTls,
+    direct: bool,
+) -> Result<(), ProxyError> {
+    let Stream::Plain(tcp) = std::mem::replace(client.get_mut(), Stream::Detached) else {
+        return Err(ProxyError::ClientProtocolViolation {
+            reason: "encryption requested again inside TLS",
+        });
+    };
+    let stream = tls
+        .acceptor()
+        .accept(tcp)
+        .await
+        .map_err(ProxyError::ClientIo)?;
+    if direct && stream.get_ref().1.alpn_protocol() != Some(ALPN_POSTGRESQL) {
+        return Err(ProxyError::ClientProtocolViolation {
+            reason: "direct TLS without the ALPN protocol \"postgresql\"",
+        });
+    }
+    *client.get_mut() = Stream::FromClient(Box::new(stream));
+    Ok(())
+}
+
 async fn handle_cancel<F>(ctx: &Context<F>, peer: SocketAddr, pid: i32, secret: i32) {
     let Some(upstream) = ctx.registry.lookup(pid, secret) else {
         // Like PostgreSQL, say nothing to the requester: a wrong key must not be confirmable.
@@ -345,13 +509,20 @@ async fn handle_cancel<F>(ctx: &Context<F>, peer: SocketAddr, pid: i32, secret: 
         return;
     };
     let config = &ctx.config;
-    match forward_cancel(&config.upstream_host, config.upstream_port, &upstream).await {
+    match forward_cancel(
+        &config.upstream_host,
+        config.upstream_port,
+        &config.upstream_tls,
+        &upstream,
+    )
+    .await
+    {
         Ok(()) => debug!(%peer, server_pid = upstream.pid, "cancel request forwarded"),
         Err(error) => warn!(%peer, %error, "cannot forward a cancel request"),
     }
 }
 
-async fn connect_upstream(config: &ProxyConfig) -> Result<TcpStream, ProxyError> {
+async fn connect_upstream(config: &ProxyConfig) -> Result<Stream, ProxyError> {
     let connect = TcpStream::connect((config.upstream_host.as_str(), config.upstream_port));
     let stream = match tokio::time::timeout(config.connect_timeout, connect).await {
         Ok(result) => result,
@@ -363,7 +534,10 @@ async fn connect_upstream(config: &ProxyConfig) -> Result<TcpStream, ProxyError>
         source,
     })?;
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    config
+        .upstream_tls
+        .connect(stream, &config.upstream_host)
+        .await
 }
 
 enum Authenticated {
@@ -375,14 +549,19 @@ enum Authenticated {
 
 /// Relays authentication both ways until the server's first `ReadyForQuery`.
 ///
+/// `tls_client` is `Some` (with the facts of the server connection) when the client is on TLS:
+/// a SCRAM exchange is then terminated by the proxy ([`scram::terminate`]); otherwise the
+/// channel-bound SCRAM variants are withdrawn from the server's offer.
+///
 /// Nothing here is logged or kept: the client's messages are password, md5 or SCRAM responses.
 async fn authenticate(
-    client: &mut FramedReader<OwnedReadHalf>,
-    client_write: &mut OwnedWriteHalf,
-    server: &mut FramedReader<OwnedReadHalf>,
-    server_write: &mut OwnedWriteHalf,
+    client: &mut Reader,
+    client_write: &mut Writer,
+    server: &mut Reader,
+    server_write: &mut Writer,
     state: &mut SessionState,
     registry: &Arc<CancelRegistry>,
+    mut tls_client: Option<UpstreamBinding>,
 ) -> Result<Authenticated, ProxyError> {
     let mut out = BytesMut::new();
     let mut registration = None;
@@ -394,11 +573,62 @@ async fn authenticate(
                 break;
             };
             match frame.tag {
-                Authentication::TAG => {
-                    if matches!(Authentication::decode(&frame.body), Ok(Authentication::Ok)) {
-                        debug!(peer = %state.peer(), "authenticated");
+                Authentication::TAG => match Authentication::decode(&frame.body) {
+                    Ok(Authentication::Ok) => debug!(peer = %state.peer(), "authenticated"),
+                    Ok(Authentication::Sasl { mechanisms }) => {
+                        if let Some(binding) = tls_client.take() {
+                            // Whatever preceded it (notices) reaches the client first.
+                            if !out.is_empty() {
+                                send(client_write, &out)
+                                    .await
+                                    .map_err(ProxyError::ClientIo)?;
+                                out.clear();
+                            }
+                            let outcome = scram::terminate(
+                                client,
+                                client_write,
+                                server,
+                                server_write,
+                                &mechanisms,
+                                binding,
+                            )
+                            .await?;
+                            match outcome {
+                                // The server's AuthenticationOk and start-up follow.
+                                scram::Outcome::Done => {}
+                                // Its error reached the client; its close ends the loop.
+                                scram::Outcome::Refused => {}
+                                scram::Outcome::ClientGone { terminated: true } => {
+                                    return Ok(Authenticated::Ended(End::ClientTerminated))
+                                }
+                                scram::Outcome::ClientGone { terminated: false } => {
+                                    return Ok(Authenticated::Ended(End::ClientClosed))
+                                }
+                            }
+                            continue;
+                        }
+                        // A plain-text client cannot bind to the server's certificate, and
+                        // one that picked PLUS would fail: offer only what can work.
+                        let offer: Vec<String> = mechanisms
+                            .into_iter()
+                            .filter(|m| !m.ends_with("-PLUS"))
+                            .collect();
+                        if offer.is_empty() {
+                            return Err(ProxyError::UpstreamAuthentication {
+                                problem: "the server offers only channel-bound SCRAM \
+                                          (SCRAM-SHA-256-PLUS), which cannot pass through a \
+                                          proxy; let clients use TLS to the proxy, or allow \
+                                          SCRAM-SHA-256"
+                                    .to_owned(),
+                            });
+                        }
+                        Authentication::Sasl { mechanisms: offer }
+                            .encode(&mut out)
+                            .map_err(ProxyError::Encode)?;
+                        continue;
                     }
-                }
+                    _ => {}
+                },
                 BackendKeyData::TAG => {
                     let key = BackendKeyData::decode(&frame.body)
                         .map_err(ProxyError::UpstreamProtocol)?;
@@ -421,8 +651,7 @@ async fn authenticate(
             frame.encode(&mut out).map_err(ProxyError::Encode)?;
         }
         if !out.is_empty() {
-            client_write
-                .write_all(&out)
+            send(client_write, &out)
                 .await
                 .map_err(ProxyError::ClientIo)?;
             out.clear();
@@ -443,7 +672,7 @@ async fn authenticate(
                     frame.encode(&mut out).map_err(ProxyError::Encode)?;
                 }
                 if !out.is_empty() {
-                    server_write.write_all(&out).await.map_err(ProxyError::UpstreamIo)?;
+                    send(server_write, &out).await.map_err(ProxyError::UpstreamIo)?;
                     out.clear();
                 }
             }
@@ -516,10 +745,10 @@ fn lock<H>(shared: &Mutex<Shared<H>>) -> MutexGuard<'_, Shared<H>> {
 }
 
 async fn relay<H: MessageHook>(
-    client: &mut FramedReader<OwnedReadHalf>,
-    client_write: &mut OwnedWriteHalf,
-    server: &mut FramedReader<OwnedReadHalf>,
-    server_write: &mut OwnedWriteHalf,
+    client: &mut Reader,
+    client_write: &mut Writer,
+    server: &mut Reader,
+    server_write: &mut Writer,
     state: SessionState,
     hook: H,
     idle_timeout: Option<Duration>,
@@ -541,8 +770,8 @@ async fn relay<H: MessageHook>(
 }
 
 async fn client_to_server<H: MessageHook>(
-    client: &mut FramedReader<OwnedReadHalf>,
-    server_write: &mut OwnedWriteHalf,
+    client: &mut Reader,
+    server_write: &mut Writer,
     shared: &Mutex<Shared<H>>,
     idle_timeout: Option<Duration>,
 ) -> Result<End, ProxyError> {
@@ -602,8 +831,7 @@ async fn client_to_server<H: MessageHook>(
             }
         }
         if !out.is_empty() {
-            server_write
-                .write_all(&out)
+            send(server_write, &out)
                 .await
                 .map_err(ProxyError::UpstreamIo)?;
             out.clear();
@@ -680,7 +908,7 @@ fn reject<H>(
 /// Reads from the client, but gives up once the session has been idle for `limit`. `None`
 /// when it has.
 async fn fill_unless_idle<H>(
-    client: &mut FramedReader<OwnedReadHalf>,
+    client: &mut Reader,
     shared: &Mutex<Shared<H>>,
     limit: Duration,
 ) -> Option<std::io::Result<usize>> {
@@ -704,8 +932,8 @@ async fn fill_unless_idle<H>(
 }
 
 async fn server_to_client<H: MessageHook>(
-    server: &mut FramedReader<OwnedReadHalf>,
-    client_write: &mut OwnedWriteHalf,
+    server: &mut Reader,
+    client_write: &mut Writer,
     shared: &Mutex<Shared<H>>,
 ) -> Result<End, ProxyError> {
     let mut out = BytesMut::new();
@@ -749,8 +977,7 @@ async fn server_to_client<H: MessageHook>(
             }
         }
         if !out.is_empty() {
-            client_write
-                .write_all(&out)
+            send(client_write, &out)
                 .await
                 .map_err(ProxyError::ClientIo)?;
             out.clear();

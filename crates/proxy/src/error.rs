@@ -52,6 +52,24 @@ pub enum ProxyError {
         source: std::io::Error,
     },
 
+    /// TLS to the upstream server cannot be set up as the upstream URL's `sslmode` asks
+    /// (the server refuses TLS, its certificate is rejected, the handshake fails).
+    #[error("TLS to the upstream server {host} failed: {problem}")]
+    UpstreamTls {
+        /// Upstream host.
+        host: String,
+        /// What failed and what to check.
+        problem: String,
+    },
+
+    /// The proxy, logging in to the server on the client's behalf (SCRAM with a TLS client),
+    /// met an exchange it cannot complete.
+    #[error("authentication to the upstream server failed: {problem}")]
+    UpstreamAuthentication {
+        /// What went wrong (never a password, nonce or proof).
+        problem: String,
+    },
+
     /// The client sent bytes that are not a valid protocol message.
     #[error("client protocol violation: {0}")]
     ClientProtocol(#[source] WireError),

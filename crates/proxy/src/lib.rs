@@ -18,13 +18,22 @@
 //!
 //! # What it does with a connection
 //!
-//! * **Encryption requests**: `SSLRequest` and `GSSENCRequest` are answered `'N'` (no TLS yet):
-//!   `sslmode=prefer` clients continue in plain text, `sslmode=require` clients give up.
+//! * **TLS** ([`tls`]): with [`ProxyConfig::client_tls`] set, `SSLRequest` is answered `'S'`
+//!   and the handshake follows (TLS 1.2 and 1.3, rustls on aws-lc-rs), and PostgreSQL 17's
+//!   direct TLS is accepted; [`ProxyConfig::require_tls`] refuses plain-text clients with
+//!   `FATAL 28000`. Without a certificate, `SSLRequest` is answered `'N'`. `GSSENCRequest` is
+//!   always answered `'N'`. The connections to the server (forwarded cancel requests
+//!   included) follow the upstream URL's `sslmode` and `sslrootcert` ([`UpstreamTls`]); the
+//!   control connections use the same settings.
 //! * **Startup**: the client's parameters go to the server unchanged. The proxy speaks protocol
 //!   3.0 to the server; a client asking for 3.x, x > 0, or sending `_pq_.` options receives
 //!   `NegotiateProtocolVersion` (newest minor 0) from the proxy, as PostgreSQL 15 would answer.
 //! * **Authentication** is relayed verbatim both ways (trust, cleartext password, md5,
-//!   SCRAM-SHA-256); nothing from it is logged or kept, and no hook sees it.
+//!   SCRAM-SHA-256); nothing from it is logged or kept, and no hook sees it. SCRAM channel
+//!   binding cannot cross a proxy that terminates TLS, so plain-text clients are never offered
+//!   `SCRAM-SHA-256-PLUS`, and for a TLS client the proxy terminates SCRAM: it asks the client
+//!   for the password (inside TLS) and logs in to the server itself, channel-bound when its
+//!   own connection to the server is TLS.
 //! * **Cancellation**: clients receive a random `BackendKeyData` made by the proxy; a
 //!   `CancelRequest` with it is re-sent to the server with the server's key. The server's key
 //!   never reaches the client, and the mapping survives a future change to pooled server
@@ -49,18 +58,22 @@ mod connection;
 pub mod encrypt;
 mod error;
 mod framed;
+mod scram;
 mod server;
 mod session;
+pub mod tls;
 
 pub use config::{
     ProxyConfig, DEFAULT_MAX_MESSAGE_LEN, MAX_MESSAGE_LEN_LIMIT, MAX_STARTUP_PACKET_LEN,
     MIN_MESSAGE_LEN_LIMIT,
 };
 pub use encrypt::{
-    serve_encrypted, EncryptionOptions, DEFAULT_RELOAD_INTERVAL, RECOMMENDED_THREAD_STACK,
+    serve_encrypted, serve_encrypted_with_reload, EncryptionOptions, ReloadHandle,
+    DEFAULT_RELOAD_INTERVAL, RECOMMENDED_THREAD_STACK,
 };
 pub use error::ProxyError;
 pub use server::{run, Proxy};
+pub use tls::{postgres_config, ClientTls, PostgresTls, SslMode, UpstreamTls};
 pub use session::{
     BackendVerdict, FrontendVerdict, HookFactory, HookWait, MessageHook, PassThrough, SessionState,
 };

@@ -18,7 +18,7 @@ use crate::error::{Reason, SqlError};
 use crate::scan::{mentions_by_words, mentions_in_text, Tokens};
 use crate::{
     Analysis, AnalyzeOptions, Catalog, EncryptedColumnInfo, Literal, LiteralUse, LogicalType,
-    ParamUse, StatementKind, StatementPlan, TableRef, ValueRole,
+    ParamUse, SearchUse, SearchValue, StatementKind, StatementPlan, TableRef, ValueRole,
 };
 
 /// How far the name check looks into code bodies (`DO`, `CREATE FUNCTION`).
@@ -84,6 +84,9 @@ fn opaque_plan(sql: &str) -> StatementPlan {
         params: Vec::new(),
         literals: Vec::new(),
         invalidates_schema: false,
+        searches: Vec::new(),
+        rewrites: Vec::new(),
+        max_param: 0,
     }
 }
 
@@ -188,14 +191,20 @@ enum Out {
 #[derive(Clone, Debug)]
 enum ParamRole {
     Plain,
+    /// Stored in (or, without equality search, compared with) an encrypted column.
     Enc(EncryptedColumnInfo),
+    /// A search term only: its blind indexes travel in a parameter of their own, so it may
+    /// also be stored, or searched for in another column.
+    Search(EncryptedColumnInfo),
 }
 
 impl ParamRole {
     fn describe(&self) -> String {
         match self {
             ParamRole::Plain => "a plaintext value".to_string(),
-            ParamRole::Enc(info) => format!("encrypted column {}", info.qualified_name),
+            ParamRole::Enc(info) | ParamRole::Search(info) => {
+                format!("encrypted column {}", info.qualified_name)
+            }
         }
     }
 }
@@ -279,6 +288,10 @@ struct Planner<'a> {
     params: Vec<ParamUse>,
     param_roles: HashMap<u16, ParamRole>,
     literals: Vec<LiteralUse>,
+    searches: Vec<SearchUse>,
+    rewrites: Vec<(Range<usize>, String)>,
+    /// Inside the `WHERE` (or `FROM`/`USING`) of an `UPDATE` or `DELETE`.
+    modifying: u32,
     /// The first relation with encrypted columns the statement refers to.
     encrypted_table: Option<String>,
     mentions: Option<Option<String>>,
@@ -303,6 +316,9 @@ impl<'a> Planner<'a> {
             params: Vec::new(),
             param_roles: HashMap::new(),
             literals: Vec::new(),
+            searches: Vec::new(),
+            rewrites: Vec::new(),
+            modifying: 0,
             encrypted_table: None,
             mentions: None,
             options,
@@ -311,13 +327,19 @@ impl<'a> Planner<'a> {
 
     fn finish(mut self, kind: StatementKind, invalidates_schema: bool) -> StatementPlan {
         self.literals.sort_by_key(|l| l.span.start);
+        self.searches.sort_by_key(|l| l.span.start);
+        self.rewrites.sort_by_key(|(span, _)| span.start);
+        let max_param = self.tokens.max_param(self.sql, self.span.clone());
         StatementPlan {
+            touches_encrypted: self.encrypted_table.is_some(),
             span: self.span,
             kind,
-            touches_encrypted: self.encrypted_table.is_some(),
             params: self.params,
             literals: self.literals,
             invalidates_schema,
+            searches: self.searches,
+            rewrites: self.rewrites,
+            max_param,
         }
     }
 
@@ -400,20 +422,16 @@ impl<'a> Planner<'a> {
                 Ok((K::Utility, invalidates))
             }
             NodeEnum::CopyStmt(c) => {
+                // The proxy carries COPY FROM STDIN / TO STDOUT itself; `copy.rs` refuses what
+                // it cannot carry. A `COPY (query)` query is analysed like a SELECT.
                 if let Some(rv) = &c.relation {
-                    if let Some(table) = self.resolve_catalog(rv) {
-                        if table.has_encrypted_columns() {
-                            return Err(SqlError::EncryptedTable {
-                                table: qualified(&table),
-                                reason: Reason::Copy,
-                            });
-                        }
-                    }
+                    self.resolve_catalog(rv);
                 }
                 if let Some(query) = boxed(&c.query) {
                     self.statement(query)?;
-                    self.refuse_if_touched(Reason::Copy)?;
                 }
+                let touched = self.may_touch();
+                crate::copy::plan(c, self.catalog, touched)?;
                 Ok((K::Copy, false))
             }
             NodeEnum::MergeStmt(m) => {
@@ -509,14 +527,23 @@ impl<'a> Planner<'a> {
             | NodeEnum::ConstraintsSetStmt(_)
             | NodeEnum::RefreshMatViewStmt(_)
             | NodeEnum::AlterSystemStmt(_) => Ok((K::Utility, false)),
-            NodeEnum::CreateStmt(_)
-            | NodeEnum::AlterTableStmt(_)
-            | NodeEnum::DropStmt(_)
+            NodeEnum::IndexStmt(ix) => {
+                self.index_stmt(ix)?;
+                Ok((K::Ddl, true))
+            }
+            NodeEnum::CreateStmt(c) => {
+                self.create_constraints(c)?;
+                Ok((K::Ddl, true))
+            }
+            NodeEnum::AlterTableStmt(a) => {
+                self.alter_constraints(a)?;
+                Ok((K::Ddl, true))
+            }
+            NodeEnum::DropStmt(_)
             | NodeEnum::RenameStmt(_)
             | NodeEnum::CommentStmt(_)
             | NodeEnum::GrantStmt(_)
             | NodeEnum::GrantRoleStmt(_)
-            | NodeEnum::IndexStmt(_)
             | NodeEnum::RuleStmt(_)
             | NodeEnum::DefineStmt(_)
             | NodeEnum::CompositeTypeStmt(_)
@@ -786,7 +813,7 @@ impl<'a> Planner<'a> {
                 } = slot
                 {
                     if n == name {
-                        return Err(col_err(enc, Reason::EqualitySearch));
+                        return Err(col_err(enc, self.column_equality()));
                     }
                 }
             }
@@ -805,7 +832,7 @@ impl<'a> Planner<'a> {
                     } = slot
                     {
                         if has(other, name) || open(other) {
-                            return Err(col_err(enc, Reason::EqualitySearch));
+                            return Err(col_err(enc, self.column_equality()));
                         }
                     }
                 }
@@ -1261,17 +1288,26 @@ impl<'a> Planner<'a> {
     ) -> Result<Vec<Slot>, SqlError> {
         if let Some(conflict) = s.on_conflict_clause.as_deref() {
             if let Some(infer) = conflict.infer.as_deref() {
-                for elem in infer.index_elems.iter().filter_map(node) {
-                    let NodeEnum::IndexElem(elem) = elem else {
-                        continue;
-                    };
-                    if let Some(expr) = boxed(&elem.expr) {
-                        self.operand(expr, |_| Reason::ConflictArbiter)?;
-                    } else if let Some(enc) = target.slots.iter().find_map(|slot| match slot {
-                        Slot::Col { name, enc } if *name == elem.name => enc.as_ref(),
-                        _ => None,
-                    }) {
-                        return Err(col_err(enc, Reason::ConflictArbiter));
+                if self.options.equality_search {
+                    self.index_elems(
+                        &infer.index_elems,
+                        location(infer.location),
+                        target,
+                        Reason::ConflictArbiter,
+                    )?;
+                } else {
+                    for elem in infer.index_elems.iter().filter_map(node) {
+                        let NodeEnum::IndexElem(elem) = elem else {
+                            continue;
+                        };
+                        if let Some(expr) = boxed(&elem.expr) {
+                            self.operand(expr, |_| Reason::ConflictArbiter)?;
+                        } else if let Some(enc) = target.slots.iter().find_map(|slot| match slot {
+                            Slot::Col { name, enc } if *name == elem.name => enc.as_ref(),
+                            _ => None,
+                        }) {
+                            return Err(col_err(enc, Reason::ConflictArbiter));
+                        }
                     }
                 }
                 if let Some(cond) = boxed(&infer.where_clause) {
@@ -1319,7 +1355,10 @@ impl<'a> Planner<'a> {
             }
             self.set_clause(&s.target_list, &target)?;
             if let Some(cond) = boxed(&s.where_clause) {
-                self.condition(cond)?;
+                self.modifying += 1;
+                let result = self.condition(cond);
+                self.modifying -= 1;
+                result?;
             }
             self.returning(s.returning_clause.as_ref(), &target, out)
         })();
@@ -1342,7 +1381,10 @@ impl<'a> Planner<'a> {
                     self.add_from_item(item)?;
                 }
                 if let Some(cond) = boxed(&s.where_clause) {
-                    self.condition(cond)?;
+                    self.modifying += 1;
+                    let result = self.condition(cond);
+                    self.modifying -= 1;
+                    result?;
                 }
                 self.returning(s.returning_clause.as_ref(), &target, out)
             })();
@@ -1460,6 +1502,222 @@ impl<'a> Planner<'a> {
         result
     }
 
+    // ----- indexes and constraints -----------------------------------------------------------
+
+    /// `CREATE [UNIQUE] INDEX ... ON t (col)`: a searchable column is indexed by its blind
+    /// index (`(pgseal.blind_index(col))`), so lookups and uniqueness work on equal values
+    /// rather than on ciphertexts, which differ for equal values.
+    fn index_stmt(&mut self, ix: &pb::IndexStmt) -> Result<(), SqlError> {
+        let Some(rv) = &ix.relation else {
+            return Ok(());
+        };
+        let Some(table) = self.resolve_catalog(rv) else {
+            return Ok(());
+        };
+        if !table.has_encrypted_columns() {
+            return Ok(());
+        }
+        let item = self.relation_item(rv, false)?;
+        self.levels.push(Level {
+            items: vec![item.clone()],
+        });
+        let result = (|| {
+            self.index_elems(
+                &ix.index_params,
+                location(rv.location),
+                &item,
+                Reason::Computation {
+                    what: "an index expression".into(),
+                },
+            )?;
+            if let Some(cond) = boxed(&ix.where_clause) {
+                let before = self.searches.len();
+                self.condition(cond)?;
+                if let Some(search) = self.searches.get(before) {
+                    // The index would hold the terms of today's index keys only.
+                    return Err(SqlError::EncryptedColumn {
+                        column: search.column.qualified_name.clone(),
+                        reason: Reason::Unanalysed {
+                            construct: "an equality search in an index predicate".into(),
+                        },
+                    });
+                }
+            }
+            Ok(())
+        })();
+        self.levels.pop();
+        result
+    }
+
+    /// The column list of an index or an `ON CONFLICT` arbiter: a searchable column becomes
+    /// its blind index; `pgseal.blind_index(col)` written out is accepted; any other use of an
+    /// encrypted column is refused with `reason` (or as not searchable).
+    fn index_elems(
+        &mut self,
+        elems: &[pb::Node],
+        list_after: Option<usize>,
+        target: &Item,
+        reason: Reason,
+    ) -> Result<(), SqlError> {
+        let mut spans: Option<Option<Vec<Range<usize>>>> = None;
+        for (i, elem) in elems.iter().filter_map(node).enumerate() {
+            let NodeEnum::IndexElem(elem) = elem else {
+                continue;
+            };
+            if let Some(expr) = boxed(&elem.expr) {
+                if self.blind_index_call(expr)? {
+                    continue;
+                }
+                self.operand(expr, |_| reason.clone())?;
+                continue;
+            }
+            let Some(enc) = target.slots.iter().find_map(|slot| match slot {
+                Slot::Col { name, enc } if *name == elem.name => enc.clone(),
+                _ => None,
+            }) else {
+                continue;
+            };
+            if !enc.info.searchable || !enc.info.logical_type.supports_equality() {
+                return Err(col_err(&enc, Reason::NotSearchable));
+            }
+            if !elem.collation.is_empty() || !elem.opclass.is_empty() {
+                return Err(col_err(
+                    &enc,
+                    Reason::Unanalysed {
+                        construct: "a collation or operator class on an encrypted column".into(),
+                    },
+                ));
+            }
+            let sql = self.sql;
+            let tokens = self.tokens;
+            let spans =
+                spans.get_or_insert_with(|| list_after.and_then(|p| tokens.paren_list_after(p)));
+            let name_span = spans
+                .as_ref()
+                .filter(|s| s.len() == elems.len())
+                .and_then(|s| s.get(i))
+                .and_then(|span| tokens.tokens_span(span.start, 1))
+                .filter(|span| {
+                    sql.get(span.clone())
+                        .and_then(crate::scan::identifier_name)
+                        .is_some_and(|n| n == elem.name)
+                })
+                .ok_or_else(|| {
+                    col_err(
+                        &enc,
+                        Reason::Unanalysed {
+                            construct: "this index column list".into(),
+                        },
+                    )
+                })?;
+            let text = format!("(pgseal.blind_index({}))", &sql[name_span.clone()]);
+            self.rewrites.push((name_span, text));
+        }
+        Ok(())
+    }
+
+    /// `pgseal.blind_index(col)` on a searchable encrypted column (an index expression an
+    /// operator wrote out).
+    fn blind_index_call(&mut self, expr: &NodeEnum) -> Result<bool, SqlError> {
+        let NodeEnum::FuncCall(f) = expr else {
+            return Ok(false);
+        };
+        let names: Vec<&str> = f.funcname.iter().filter_map(string_value).collect();
+        if names != ["pgseal", "blind_index"] || f.args.len() != 1 {
+            return Ok(false);
+        }
+        match f.args.first().and_then(node) {
+            Some(arg @ NodeEnum::ColumnRef(_)) => match self.expr(arg)? {
+                Val::Enc(enc) if enc.info.searchable => Ok(true),
+                Val::Enc(enc) => Err(col_err(&enc, Reason::NotSearchable)),
+                Val::Plain => Ok(false),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    /// `UNIQUE` / `PRIMARY KEY` in `CREATE TABLE` on a column of a pgseal type: ciphertexts of
+    /// equal values differ, so the constraint would not hold.
+    fn create_constraints(&mut self, c: &pb::CreateStmt) -> Result<(), SqlError> {
+        let table = c.relation.as_ref().map_or_else(String::new, |rv| {
+            if rv.schemaname.is_empty() {
+                rv.relname.clone()
+            } else {
+                format!("{}.{}", rv.schemaname, rv.relname)
+            }
+        });
+        let encrypted: Vec<&str> = c
+            .table_elts
+            .iter()
+            .filter_map(node)
+            .filter_map(|e| match e {
+                NodeEnum::ColumnDef(d) if is_pgseal_type(d.type_name.as_ref()) => {
+                    Some(d.colname.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        for elt in c.table_elts.iter().filter_map(node) {
+            match elt {
+                NodeEnum::ColumnDef(d)
+                    if is_pgseal_type(d.type_name.as_ref())
+                        && d.constraints.iter().filter_map(node).any(is_unique) =>
+                {
+                    return Err(unique_refusal(&table, &d.colname));
+                }
+                NodeEnum::Constraint(con) if is_unique(elt) => {
+                    if let Some(key) = constraint_keys(con).find(|k| encrypted.contains(k)) {
+                        return Err(unique_refusal(&table, key));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `ALTER TABLE ... ADD [COLUMN ... UNIQUE | CONSTRAINT ... UNIQUE (col)]` on an encrypted
+    /// column.
+    fn alter_constraints(&mut self, a: &pb::AlterTableStmt) -> Result<(), SqlError> {
+        // Looked up without marking the statement as touching encrypted columns: ALTER TABLE
+        // passes through unchanged.
+        let table = a.relation.as_ref().and_then(|rv| {
+            let schema = (!rv.schemaname.is_empty()).then_some(rv.schemaname.as_str());
+            self.catalog.resolve_table(schema, &rv.relname)
+        });
+        let name = a
+            .relation
+            .as_ref()
+            .map_or_else(String::new, |rv| rv.relname.clone());
+        for cmd in a.cmds.iter().filter_map(node) {
+            let NodeEnum::AlterTableCmd(cmd) = cmd else {
+                continue;
+            };
+            match boxed(&cmd.def) {
+                Some(NodeEnum::ColumnDef(d))
+                    if is_pgseal_type(d.type_name.as_ref())
+                        && d.constraints.iter().filter_map(node).any(is_unique) =>
+                {
+                    return Err(unique_refusal(&name, &d.colname));
+                }
+                Some(def @ NodeEnum::Constraint(con)) if is_unique(def) => {
+                    let encrypted = |key: &str| {
+                        table.as_ref().is_some_and(|t| {
+                            t.columns
+                                .iter()
+                                .any(|c| c.name == key && c.encrypted.is_some())
+                        })
+                    };
+                    if let Some(key) = constraint_keys(con).find(|k| encrypted(k)) {
+                        return Err(unique_refusal(&name, key));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     // ----- values for encrypted columns -----------------------------------------------------
 
     /// A value stored into (or compared with) encrypted column `enc`: `$n`, a literal
@@ -1486,6 +1744,23 @@ impl<'a> Planner<'a> {
         val: &NodeEnum,
         role: ValueRole,
     ) -> Result<(), SqlError> {
+        let (span, value) = self.literal_value(enc, val)?;
+        self.literals.push(LiteralUse {
+            span,
+            value,
+            column: enc.info.clone(),
+            role,
+        });
+        Ok(())
+    }
+
+    /// A literal (optionally signed and cast) for encrypted column `enc`: its exact span and
+    /// its value.
+    fn literal_value(
+        &mut self,
+        enc: &EncCol,
+        val: &NodeEnum,
+    ) -> Result<(Range<usize>, Literal), SqlError> {
         let mut casts: Vec<&pb::TypeName> = Vec::new();
         let mut locations: Vec<usize> = Vec::new();
         let mut current = val;
@@ -1569,13 +1844,7 @@ impl<'a> Planner<'a> {
             .value_span(start, self.span.end)
             .filter(|span| last < span.end)
             .ok_or_else(|| col_err(enc, Reason::NotAValue))?;
-        self.literals.push(LiteralUse {
-            span,
-            value,
-            column: enc.info.clone(),
-            role,
-        });
-        Ok(())
+        Ok((span, value))
     }
 
     // ----- parameters ------------------------------------------------------------------------
@@ -1590,6 +1859,12 @@ impl<'a> Planner<'a> {
                 let compatible = match (first, &role) {
                     (ParamRole::Plain, ParamRole::Plain) => true,
                     (ParamRole::Enc(a), ParamRole::Enc(b)) => a.column_id == b.column_id,
+                    (ParamRole::Search(_), ParamRole::Enc(_)) => {
+                        // The stored use decides how the parameter's own slot is encrypted.
+                        self.param_roles.insert(number, role);
+                        return Ok(());
+                    }
+                    (ParamRole::Enc(_) | ParamRole::Search(_), ParamRole::Search(_)) => true,
                     _ => false,
                 };
                 if compatible {
@@ -1618,7 +1893,13 @@ impl<'a> Planner<'a> {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| col_err(enc, Reason::ParameterNumber))?;
-        self.record_param(number, ParamRole::Enc(enc.info.clone()))?;
+        let recorded = match role {
+            ValueRole::SearchTerm if self.options.equality_search => {
+                ParamRole::Search(enc.info.clone())
+            }
+            _ => ParamRole::Enc(enc.info.clone()),
+        };
+        self.record_param(number, recorded)?;
         let known = self.params.iter().any(|p| {
             p.number == number && p.column.column_id == enc.info.column_id && p.role == role
         });
@@ -1991,6 +2272,7 @@ impl<'a> Planner<'a> {
             .next_back()
             .unwrap_or("?");
         let kind = AExprKind::try_from(e.kind).unwrap_or(AExprKind::Undefined);
+        let eq_search = self.options.equality_search;
         let reason = match kind {
             AExprKind::AexprOp => match op {
                 "=" if !self.options.equality_search => Reason::EqualitySearch,
@@ -2002,14 +2284,19 @@ impl<'a> Planner<'a> {
                     what: format!("operator {op}"),
                 },
             },
-            AExprKind::AexprOpAny | AExprKind::AexprOpAll if op == "=" => Reason::EqualitySearch,
+            AExprKind::AexprOpAny | AExprKind::AexprOpAll if op == "=" && !eq_search => {
+                Reason::EqualitySearch
+            }
             AExprKind::AexprOpAny => Reason::Comparison {
                 operator: format!("{op} ANY"),
             },
             AExprKind::AexprOpAll => Reason::Comparison {
                 operator: format!("{op} ALL"),
             },
-            AExprKind::AexprNotDistinct => Reason::EqualitySearch,
+            AExprKind::AexprNotDistinct if !eq_search => Reason::EqualitySearch,
+            AExprKind::AexprNotDistinct => Reason::Comparison {
+                operator: "IS NOT DISTINCT FROM".into(),
+            },
             AExprKind::AexprDistinct => Reason::Comparison {
                 operator: "IS DISTINCT FROM".into(),
             },
@@ -2038,11 +2325,28 @@ impl<'a> Planner<'a> {
                 what: format!("operator {op}"),
             },
         };
-        if kind == AExprKind::AexprOp && op == "=" {
-            if let (Some(left), Some(right)) = (boxed(&e.lexpr), boxed(&e.rexpr)) {
-                if self.search_term(left, right)? || self.search_term(right, left)? {
-                    return Ok(Val::Plain);
+        let eq = eq_search;
+        if kind == AExprKind::AexprOp && matches!(op, "=" | "<>") {
+            // Two encrypted columns: their blind indexes come from different keys.
+            if let (Some(l @ NodeEnum::ColumnRef(_)), Some(r @ NodeEnum::ColumnRef(_))) =
+                (boxed(&e.lexpr), boxed(&e.rexpr))
+            {
+                if let (Val::Enc(enc), Val::Enc(_)) = (self.expr(l)?, self.expr(r)?) {
+                    return Err(col_err(&enc, self.column_equality()));
                 }
+            }
+        }
+        // (a list of values, negated)
+        let search = match (kind, op) {
+            (AExprKind::AexprOp, "=") => Some((false, false)),
+            (AExprKind::AexprOp, "<>") if eq => Some((false, true)),
+            (AExprKind::AexprIn, "=") if eq => Some((true, false)),
+            (AExprKind::AexprIn, "<>") if eq => Some((true, true)),
+            _ => None,
+        };
+        if let Some((list, negated)) = search {
+            if self.search(e, list, negated)? {
+                return Ok(Val::Plain);
             }
         }
         for side in [&e.lexpr, &e.rexpr] {
@@ -2057,23 +2361,43 @@ impl<'a> Planner<'a> {
         Ok(Val::Plain)
     }
 
-    /// `column = value` with an encrypted column: a search term when the caller supports
-    /// equality search and the column does. `Ok(false)`: not this form (the caller refuses it
-    /// as a comparison if it involves an encrypted column).
-    fn search_term(&mut self, column: &NodeEnum, value: &NodeEnum) -> Result<bool, SqlError> {
-        if !matches!(column, NodeEnum::ColumnRef(_)) {
+    /// An equality predicate between an encrypted column and values (`col = v`, `v = col`,
+    /// `col <> v`, `col [NOT] IN (v, ...)`): recorded as a [`SearchUse`] when the caller
+    /// supports equality search and the column does. `Ok(false)`: not this form (the caller
+    /// refuses it as a comparison if it involves an encrypted column).
+    fn search(&mut self, e: &pb::AExpr, list: bool, negated: bool) -> Result<bool, SqlError> {
+        let (Some(left), Some(right)) = (boxed(&e.lexpr), boxed(&e.rexpr)) else {
             return Ok(false);
+        };
+        if list {
+            let NodeEnum::List(items) = right else {
+                return Ok(false);
+            };
+            let values: Vec<&NodeEnum> = items.items.iter().filter_map(node).collect();
+            if values.is_empty() || !values.iter().all(|v| is_search_value(v)) {
+                return Ok(false);
+            }
+            return self.search_use(left, &values, true, negated);
         }
-        let value_form = matches!(
-            value,
-            NodeEnum::ParamRef(_)
-                | NodeEnum::AConst(_)
-                | NodeEnum::TypeCast(_)
-                | NodeEnum::AExpr(_)
-        );
-        if !value_form {
+        if is_search_value(right) && self.search_use(left, &[right], false, negated)? {
+            return Ok(true);
+        }
+        if is_search_value(left) {
+            return self.search_use(right, &[left], false, negated);
+        }
+        Ok(false)
+    }
+
+    fn search_use(
+        &mut self,
+        column: &NodeEnum,
+        values: &[&NodeEnum],
+        list: bool,
+        negated: bool,
+    ) -> Result<bool, SqlError> {
+        let NodeEnum::ColumnRef(cref) = column else {
             return Ok(false);
-        }
+        };
         let Val::Enc(enc) = self.expr(column)? else {
             return Ok(false);
         };
@@ -2083,8 +2407,69 @@ impl<'a> Planner<'a> {
         if !enc.info.searchable || !enc.info.logical_type.supports_equality() {
             return Err(col_err(&enc, Reason::NotSearchable));
         }
-        self.value_for(&enc, value, ValueRole::SearchTerm)?;
+        let unanalysed = |enc: &EncCol| {
+            col_err(
+                enc,
+                Reason::Unanalysed {
+                    construct: "this form of equality predicate".into(),
+                },
+            )
+        };
+        let column_span = location(cref.location)
+            .and_then(|start| {
+                self.tokens
+                    .tokens_span(start, (2 * cref.fields.len()).saturating_sub(1))
+            })
+            .ok_or_else(|| unanalysed(&enc))?;
+        let mut span = column_span.clone();
+        let mut terms = Vec::with_capacity(values.len());
+        for value in values {
+            let value_span = match value {
+                NodeEnum::ParamRef(p) => {
+                    self.param_enc(p.number, &enc, ValueRole::SearchTerm)?;
+                    let number = u16::try_from(p.number).map_err(|_| unanalysed(&enc))?;
+                    terms.push(SearchValue::Param(number));
+                    location(p.location)
+                        .and_then(|start| self.tokens.tokens_span(start, 1))
+                        .ok_or_else(|| unanalysed(&enc))?
+                }
+                _ => {
+                    let (value_span, literal) = self.literal_value(&enc, value)?;
+                    terms.push(SearchValue::Literal(literal));
+                    value_span
+                }
+            };
+            span = span.start.min(value_span.start)..span.end.max(value_span.end);
+        }
+        if list {
+            let end = self
+                .tokens
+                .close_paren_after(span.end)
+                .ok_or_else(|| unanalysed(&enc))?;
+            span = span.start..end;
+        }
+        // `(email) = $1` would leave an unmatched parenthesis behind the replacement.
+        if !self.tokens.balanced(&span) {
+            return Err(unanalysed(&enc));
+        }
+        self.searches.push(SearchUse {
+            span,
+            column_span,
+            column: enc.info.clone(),
+            terms,
+            negated,
+            modifies: self.modifying > 0,
+        });
         Ok(true)
+    }
+
+    /// Why two encrypted columns cannot be compared (`a.email = b.email`, `JOIN ... USING`).
+    fn column_equality(&self) -> Reason {
+        if self.options.equality_search {
+            Reason::ColumnEquality
+        } else {
+            Reason::EqualitySearch
+        }
     }
 
     fn func_call(&mut self, f: &pb::FuncCall) -> Result<Val, SqlError> {
@@ -2222,6 +2607,44 @@ fn rename(mut slots: Vec<Slot>, colnames: Option<&[pb::Node]>) -> Result<Vec<Slo
         }
     }
     Ok(slots)
+}
+
+/// Whether a column type is one of pgseal's domains (`pgseal.email`, `pgseal.text_eq`, ...).
+fn is_pgseal_type(t: Option<&pb::TypeName>) -> bool {
+    t.is_some_and(|t| {
+        let names: Vec<&str> = t.names.iter().filter_map(string_value).collect();
+        names.len() == 2 && names.first() == Some(&"pgseal")
+    })
+}
+
+/// A `UNIQUE` or `PRIMARY KEY` constraint.
+fn is_unique(n: &NodeEnum) -> bool {
+    use pb::ConstrType as C;
+    matches!(n, NodeEnum::Constraint(c)
+        if matches!(C::try_from(c.contype), Ok(C::ConstrUnique | C::ConstrPrimary)))
+}
+
+fn constraint_keys(c: &pb::Constraint) -> impl Iterator<Item = &str> {
+    c.keys.iter().filter_map(string_value)
+}
+
+fn unique_refusal(table: &str, column: &str) -> SqlError {
+    SqlError::EncryptedColumn {
+        column: format!("{table}.{column}"),
+        reason: Reason::UniqueConstraint {
+            table: table.to_string(),
+            column: column.to_string(),
+        },
+    }
+}
+
+/// The forms a value compared with an encrypted column may take: `$n`, a literal, `NULL`, a
+/// cast or signed literal.
+fn is_search_value(value: &NodeEnum) -> bool {
+    matches!(
+        value,
+        NodeEnum::ParamRef(_) | NodeEnum::AConst(_) | NodeEnum::TypeCast(_) | NodeEnum::AExpr(_)
+    )
 }
 
 fn is_plain_values(s: &pb::SelectStmt) -> bool {

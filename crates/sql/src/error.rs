@@ -98,6 +98,8 @@ pub enum Reason {
     EqualitySearch,
     /// `enc = value` on a column without a blind index.
     NotSearchable,
+    /// Equality between two encrypted columns (`a.email = b.email`, `JOIN ... USING`).
+    ColumnEquality,
     /// An ordering or pattern comparison (`<`, `LIKE`, `BETWEEN`, `IN`, ...).
     Comparison {
         /// The operator as written (`<`, `LIKE`, ...).
@@ -153,10 +155,23 @@ pub enum Reason {
     },
     /// `ON CONFLICT` with an encrypted column as arbiter.
     ConflictArbiter,
+    /// A `UNIQUE` or `PRIMARY KEY` constraint on an encrypted column.
+    UniqueConstraint {
+        /// The table as written.
+        table: String,
+        /// The column.
+        column: String,
+    },
     /// A `$n` number outside 1..=65535.
     ParameterNumber,
-    /// `COPY` (next issue).
+    /// `COPY ... TO`/`FROM` a file or `PROGRAM` (the server would read or write data the proxy
+    /// never sees).
     Copy,
+    /// A `COPY` form or option the proxy does not carry on encrypted columns.
+    CopyUnsupported {
+        /// What is not supported (`COPY ... FROM ... WHERE`, `COPY option X`, ...).
+        what: String,
+    },
     /// `MERGE`.
     Merge,
     /// `CREATE TABLE AS`, `SELECT INTO`, `CREATE MATERIALIZED VIEW`.
@@ -200,8 +215,14 @@ impl fmt::Display for Reason {
                  filter on a plaintext column",
             ),
             Reason::NotSearchable => f.write_str(
-                "equality search needs a searchable column (a pgseal *_eq domain with a \
-                 blind index); this column has none",
+                "equality search and indexes need a searchable column (a blind index); this \
+                 column has none: declare it with the searchable domain of its type \
+                 (pgseal.<type>_eq, pgseal.email or pgseal.phone) and re-encrypt it",
+            ),
+            Reason::ColumnEquality => f.write_str(
+                "two encrypted columns cannot be compared: each column has its own keys, so \
+                 equal values have unrelated ciphertexts and blind indexes; compare a column \
+                 with a value ($n or a literal), or join on a plaintext key",
             ),
             Reason::Comparison { operator } => write!(
                 f,
@@ -281,12 +302,26 @@ impl fmt::Display for Reason {
                 "column reference \"{name}\" is ambiguous; qualify it with its table"
             ),
             Reason::ConflictArbiter => f.write_str(
-                "ON CONFLICT cannot use it as arbiter: ciphertexts of equal values differ",
+                "ON CONFLICT cannot use it as arbiter: ciphertexts of equal values differ; \
+                 through the proxy, a searchable column with a unique index \
+                 (CREATE UNIQUE INDEX ... ON t (col)) can be",
+            ),
+            Reason::UniqueConstraint { table, column } => write!(
+                f,
+                "a UNIQUE or PRIMARY KEY constraint would compare ciphertexts, which differ for \
+                 equal values; declare the column searchable and create a unique index through \
+                 the proxy: CREATE UNIQUE INDEX ON {table} ({column})"
             ),
             Reason::ParameterNumber => f.write_str("parameter number is out of range (1 to 65535)"),
             Reason::Copy => f.write_str(
-                "COPY is not supported yet on relations with encrypted columns; \
-                 use INSERT or SELECT",
+                "COPY to or from a file or program would make the server read or write data \
+                 the pgseal proxy never sees; use COPY ... FROM STDIN / TO STDOUT through the \
+                 proxy (psql's \\copy)",
+            ),
+            Reason::CopyUnsupported { what } => write!(
+                f,
+                "{what} is not supported through the pgseal proxy on encrypted columns; \
+                 see docs/operations.md (COPY)"
             ),
             Reason::Merge => f.write_str(
                 "MERGE is not supported on relations with encrypted columns; \

@@ -41,12 +41,17 @@
 //! client without a table origin (scalar subqueries, set operations, `CASE`, `COALESCE`, row
 //! and array constructors, whole-row references, `RETURNING OLD/NEW`); ciphertext copied into
 //! another column or table (`INSERT ... SELECT`, `SET plain = enc`, `CREATE TABLE AS`);
-//! `COPY`, `MERGE`, SQL-level `PREPARE` and `DECLARE CURSOR` on encrypted tables; `DO` blocks
+//! `COPY` to or from a server file or program ([`analyze_copy`] plans `COPY FROM STDIN` and
+//! `TO STDOUT`), `MERGE`, SQL-level `PREPARE` and `DECLARE CURSOR` on encrypted tables; `DO` blocks
 //! and function bodies that name one; ambiguous column names when a candidate is encrypted;
-//! one `$n` used for two different columns or for a column and a plaintext use. Equality search
-//! (`email = $1` on a searchable column) is refused by default with
-//! [`Reason::EqualitySearch`]; a caller that can send blind-index search terms turns on
-//! [`AnalyzeOptions::equality_search`] and gets [`ValueRole::SearchTerm`] uses instead.
+//! one `$n` stored in two different columns or used for a column and a plaintext use;
+//! `UNIQUE`/`PRIMARY KEY` constraints on encrypted columns. Equality search (`email = $1` on a
+//! searchable column) is refused by default with [`Reason::EqualitySearch`]; a caller that can
+//! send blind-index search terms turns on [`AnalyzeOptions::equality_search`] and gets, for
+//! each equality predicate (`=`, `<>`, `IN`, `NOT IN` against `$n`, literals and `NULL`), a
+//! [`SearchUse`] with the predicate's exact span and terms, [`ValueRole::SearchTerm`] parameter
+//! uses, and [`StatementPlan::rewrites`] that index `CREATE INDEX`/`ON CONFLICT` columns by their
+//! blind index.
 //!
 //! Fail closed: text that does not parse passes through only if none of its tokens names an
 //! encrypted table ([`Catalog::is_encrypted_table_name`]); a statement or expression this crate
@@ -114,12 +119,14 @@
 #![warn(missing_docs)]
 
 mod analyze;
+mod copy;
 mod error;
 mod scan;
 
 use std::fmt;
 use std::ops::Range;
 
+pub use copy::{analyze_copy, CopyColumn, CopyDirection, CopyFormat, CopyOptions, CopyPlan};
 pub use error::{Reason, SqlError};
 pub use pgseal_value::LogicalType;
 
@@ -241,6 +248,18 @@ pub struct StatementPlan {
     pub literals: Vec<LiteralUse>,
     /// DDL: the proxy reloads its catalog after this statement.
     pub invalidates_schema: bool,
+    /// Equality predicates on searchable encrypted columns, in text order (planned only with
+    /// [`AnalyzeOptions::equality_search`]): the proxy replaces each whole predicate with a
+    /// blind-index comparison ([`SearchUse`]).
+    pub searches: Vec<SearchUse>,
+    /// Text replacements that do not depend on keys or values, in text order: a searchable
+    /// column in `CREATE INDEX` or an `ON CONFLICT` arbiter becomes its blind index
+    /// (`(pgseal.blind_index(email))`). Apply them with the literal and search replacements.
+    pub rewrites: Vec<(Range<usize>, String)>,
+    /// The highest `$n` the statement's text refers to (0: none). With the parameter types a
+    /// `Parse` declares, this gives the number of parameters the server expects from the
+    /// client; parameters the proxy adds for search terms are numbered after it.
+    pub max_param: u16,
 }
 
 impl StatementPlan {
@@ -259,6 +278,64 @@ pub enum ValueRole {
     /// The value is compared for equality with the column: produce its blind index
     /// (planned only with [`AnalyzeOptions::equality_search`]).
     SearchTerm,
+}
+
+/// An equality predicate on a searchable encrypted column: `col = v`, `v = col`, `col <> v`,
+/// `col IN (v, ...)`, `col NOT IN (v, ...)`, where each `v` is a `$n`, a literal or `NULL`.
+///
+/// The proxy replaces [`span`](Self::span) with
+/// `(pgseal.blind_index(<column_text>) = ANY(<terms>))` (wrapped in `NOT (...)` when
+/// [`negated`](Self::negated)), where `<terms>` is a `bytea[]` holding the blind index of every
+/// value under every non-retired index key version of the column, and `NULL` for a `NULL`
+/// value. SQL `NULL` semantics are kept exactly: `x = ANY(array)` is `NULL` when nothing
+/// matches and the array holds a `NULL`, as `x IN (..., NULL)` is.
+#[derive(Clone, PartialEq)]
+pub struct SearchUse {
+    /// Byte span of the whole predicate (column, operator and values): replace exactly this.
+    pub span: Range<usize>,
+    /// Byte span of the column reference as written (`email`, `u.email`).
+    pub column_span: Range<usize>,
+    /// The searched column.
+    pub column: EncryptedColumnInfo,
+    /// The values compared with the column, in text order.
+    pub terms: Vec<SearchValue>,
+    /// `<>` and `NOT IN`.
+    pub negated: bool,
+    /// The predicate decides which rows an `UPDATE` or `DELETE` changes (a false positive of a
+    /// truncated blind index would change a row it should not).
+    pub modifies: bool,
+}
+
+impl fmt::Debug for SearchUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SearchUse")
+            .field("span", &self.span)
+            .field("column_span", &self.column_span)
+            .field("column", &self.column)
+            .field("terms", &self.terms)
+            .field("negated", &self.negated)
+            .field("modifies", &self.modifies)
+            .finish()
+    }
+}
+
+/// One value an encrypted column is compared with in a [`SearchUse`].
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SearchValue {
+    /// `$n`.
+    Param(u16),
+    /// A literal (plaintext; `Debug` redacts it). [`Literal::Null`] stands for `NULL`.
+    Literal(Literal),
+}
+
+impl fmt::Debug for SearchValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SearchValue::Param(n) => write!(f, "Param({n})"),
+            SearchValue::Literal(l) => write!(f, "Literal({l:?})"),
+        }
+    }
 }
 
 /// A `$n` parameter carrying a value for an encrypted column.
@@ -347,12 +424,13 @@ pub fn analyze_with(
 /// Features the caller supports beyond the default analysis.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnalyzeOptions {
-    /// Plan `enc = $n` and `enc = literal` on searchable columns (with a type that has
-    /// equality, see [`LogicalType::supports_equality`]) as [`ValueRole::SearchTerm`] uses,
-    /// instead of refusing them. Only a caller that sends search terms in the form the
-    /// database's equality operator for the column's domain expects may turn this on. A
-    /// parameter may then appear twice in [`StatementPlan::params`], once per role
-    /// (`UPDATE t SET enc = $1 WHERE enc = $1`). Off by default.
+    /// Plan equality predicates on searchable columns (with a type that has equality, see
+    /// [`LogicalType::supports_equality`]) as [`SearchUse`]s with [`ValueRole::SearchTerm`]
+    /// parameter uses, instead of refusing them, and index columns of `CREATE INDEX` and
+    /// `ON CONFLICT` by their blind index ([`StatementPlan::rewrites`]). Only a caller that
+    /// replaces each [`SearchUse`] with a blind-index comparison may turn this on. A parameter
+    /// may then appear twice in [`StatementPlan::params`], once per role (`UPDATE t SET enc =
+    /// $1 WHERE enc = $1`), and be a search term for several columns. Off by default.
     pub equality_search: bool,
 }
 

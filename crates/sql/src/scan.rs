@@ -91,6 +91,8 @@ impl Tokens {
         let first = self.index_at(start)?;
         let mut depth: u32 = 0;
         let mut end = None;
+        // Signs may follow each other (`- -7`); an operator after an operand ends the value.
+        let mut after_operator = false;
         for token in &self.tokens[first..] {
             let range = range_of(token)?;
             if range.start >= limit {
@@ -115,10 +117,40 @@ impl Tokens {
                     ]
                     .iter()
                     .any(|k| kind_is(token, *k));
-                if separator || close || reserved {
+                // An operator or predicate keyword after the value belongs to an enclosing
+                // expression (`'a' = email`, `$1 IS NULL`): the value ends before it.
+                let operator = [
+                    Token::Op,
+                    Token::Ascii60,
+                    Token::Ascii61,
+                    Token::Ascii62,
+                    Token::Ascii43,
+                    Token::Ascii45,
+                    Token::Ascii42,
+                    Token::Ascii47,
+                    Token::Ascii37,
+                    Token::Ascii94,
+                    Token::LessEquals,
+                    Token::GreaterEquals,
+                    Token::NotEquals,
+                    Token::Is,
+                    Token::Isnull,
+                    Token::Notnull,
+                    Token::Like,
+                    Token::Ilike,
+                    Token::Similar,
+                    Token::Between,
+                    Token::Escape,
+                ]
+                .iter()
+                .any(|k| kind_is(token, *k));
+                if separator || close || reserved || (operator && !after_operator) {
                     break;
                 }
             }
+            after_operator = [Token::Op, Token::Ascii43, Token::Ascii45]
+                .iter()
+                .any(|k| kind_is(token, *k));
             if open {
                 depth += 1;
             } else if close {
@@ -127,6 +159,104 @@ impl Tokens {
             end = Some(range.end);
         }
         end.map(|end| start..end)
+    }
+
+    /// The span of `count` consecutive tokens (comments skipped) starting at byte `start`: a
+    /// column reference of `n` names is `2n - 1` tokens (`u . email`).
+    pub(crate) fn tokens_span(&self, start: usize, count: usize) -> Option<Range<usize>> {
+        let first = self.index_at(start)?;
+        let last = self.tokens[first..]
+            .iter()
+            .filter(|t| !is_comment(t))
+            .nth(count.checked_sub(1)?)?;
+        let end = range_of(last)?.end;
+        Some(start..end)
+    }
+
+    /// The end of the closing parenthesis that is the first token at or after byte `pos`
+    /// (comments skipped).
+    pub(crate) fn close_paren_after(&self, pos: usize) -> Option<usize> {
+        let from = self
+            .tokens
+            .partition_point(|t| usize::try_from(t.start).map_or(true, |s| s < pos));
+        let token = self.tokens[from..].iter().find(|t| !is_comment(t))?;
+        kind_is(token, Token::Ascii41)
+            .then(|| range_of(token).map(|r| r.end))
+            .flatten()
+    }
+
+    /// Whether the parentheses and brackets inside `range` balance: replacing the range then
+    /// keeps the structure of the text around it.
+    pub(crate) fn balanced(&self, range: &Range<usize>) -> bool {
+        let mut depth: i64 = 0;
+        for token in self.within(range) {
+            if kind_is(token, Token::Ascii40) || kind_is(token, Token::Ascii91) {
+                depth += 1;
+            } else if kind_is(token, Token::Ascii41) || kind_is(token, Token::Ascii93) {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+        }
+        depth == 0
+    }
+
+    /// The highest `$n` in `range` (0: none; numbers beyond 65535 count as 65535, which the
+    /// server rejects anyway).
+    pub(crate) fn max_param(&self, sql: &str, range: Range<usize>) -> u16 {
+        self.within(&range)
+            .iter()
+            .filter(|t| kind_is(t, Token::Param))
+            .filter_map(|t| sql.get(range_of(t)?))
+            .filter_map(|text| text.strip_prefix('$'))
+            .map(|digits| {
+                digits
+                    .parse::<u64>()
+                    .map_or(u16::MAX, |n| n.min(65535) as u16)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The elements of the first parenthesised list that starts at or after byte `pos`
+    /// (`(a, lower(b) DESC)`): each element's span, comments and whitespace trimmed.
+    pub(crate) fn paren_list_after(&self, pos: usize) -> Option<Vec<Range<usize>>> {
+        let from = self
+            .tokens
+            .partition_point(|t| usize::try_from(t.start).map_or(true, |s| s < pos));
+        let open = from
+            + self.tokens[from..]
+                .iter()
+                .position(|t| kind_is(t, Token::Ascii40))?;
+        let mut elements = Vec::new();
+        let mut current: Option<Range<usize>> = None;
+        let mut depth: u32 = 0;
+        for token in &self.tokens[open + 1..] {
+            if is_comment(token) {
+                continue;
+            }
+            let range = range_of(token)?;
+            let opens = kind_is(token, Token::Ascii40) || kind_is(token, Token::Ascii91);
+            let closes = kind_is(token, Token::Ascii41) || kind_is(token, Token::Ascii93);
+            if depth == 0 && (closes || kind_is(token, Token::Ascii44)) {
+                elements.push(current.take()?);
+                if closes {
+                    return Some(elements);
+                }
+                continue;
+            }
+            if opens {
+                depth += 1;
+            } else if closes {
+                depth -= 1;
+            }
+            current = Some(match current {
+                Some(c) => c.start..range.end,
+                None => range,
+            });
+        }
+        None
     }
 
     /// The first identifier or keyword token in `range` that names a relation with encrypted

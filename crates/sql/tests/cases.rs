@@ -206,8 +206,9 @@ const CASES: &[(&str, Expect)] = &[
     ("DELETE FROM users WHERE phone = '1'", refuse(PHONE, NOT_SUPPORTED)),
     ("DELETE FROM users USING readings r WHERE r.user_id = users.id AND r.body IS NULL", plan(&[], &[])),
     // ----- other statements -----
-    ("COPY users FROM STDIN", refuse("public.users", NOT_SUPPORTED)),
-    ("COPY (SELECT email FROM users) TO STDOUT", refuse("public.users", NOT_SUPPORTED)),
+    ("COPY users FROM STDIN", plan(&[], &[])),
+    ("COPY (SELECT email FROM users) TO STDOUT", plan(&[], &[])),
+    ("COPY users TO '/tmp/x'", refuse("public.users", NOT_SUPPORTED)),
     ("MERGE INTO users u USING notes n ON u.id = n.id WHEN MATCHED THEN UPDATE SET name = n.body", refuse("public.users", NOT_SUPPORTED)),
     ("CREATE TABLE t2 AS SELECT email FROM users", refuse(EMAIL, NOT_SUPPORTED)),
     ("SELECT email INTO t2 FROM users", refuse(EMAIL, NOT_SUPPORTED)),
@@ -519,44 +520,152 @@ fn nul_byte_is_handled() {
     assert!(analyze("SELECT email FROM users\0", &catalog).is_err());
 }
 
-/// With `equality_search` on: `$n` / literal → (column, role) uses, or a refusal subject.
-/// (parameter or literal text, column, role)
-type Use = (&'static str, &'static str, ValueRole);
-
-const SEARCH_CASES: &[(&str, Result<&[Use], &str>)] = &[
-    (
-        "SELECT id FROM users WHERE email = $1",
-        Ok(&[("$1", EMAIL, ValueRole::SearchTerm)]),
-    ),
-    (
-        "SELECT id FROM users WHERE $1 = email",
-        Ok(&[("$1", EMAIL, ValueRole::SearchTerm)]),
-    ),
+/// With `equality_search` on: the statement as the proxy would rewrite it, with each search
+/// shown as `{col ∈ terms}` (`{!col ∈ terms}` negated, `*` when it decides an UPDATE/DELETE),
+/// each stored literal as `S<value>` and each fixed rewrite as is; or the refused subject.
+const SEARCH_CASES: &[(&str, Result<&str, &str>)] = &[
+    ("SELECT id FROM users WHERE email = $1", Ok("SELECT id FROM users WHERE {email ∈ $1}")),
+    ("SELECT id FROM users WHERE $1 = email", Ok("SELECT id FROM users WHERE {email ∈ $1}")),
     (
         "SELECT id FROM users u WHERE u.email = 'a@b.c' AND name = $1",
-        Ok(&[("'a@b.c'", EMAIL, ValueRole::SearchTerm)]),
+        Ok("SELECT id FROM users u WHERE {u.email ∈ 'a@b.c'} AND name = $1"),
+    ),
+    (
+        "SELECT id FROM users u WHERE 'a@b.c'::text = u.email OR id = 2",
+        Ok("SELECT id FROM users u WHERE {u.email ∈ 'a@b.c'} OR id = 2"),
     ),
     (
         "UPDATE users SET email = $1 WHERE email = $1",
-        Ok(&[
-            ("$1", EMAIL, ValueRole::Store),
-            ("$1", EMAIL, ValueRole::SearchTerm),
-        ]),
+        Ok("UPDATE users SET email = $1 WHERE {email ∈ $1}*"),
+    ),
+    (
+        "UPDATE users SET email = 'x@y' WHERE email = 'x@y' RETURNING email",
+        Ok("UPDATE users SET email = S<x@y> WHERE {email ∈ 'x@y'}* RETURNING email"),
     ),
     (
         "DELETE FROM users WHERE email = $2 AND id = $1",
-        Ok(&[("$2", EMAIL, ValueRole::SearchTerm)]),
+        Ok("DELETE FROM users WHERE {email ∈ $2}* AND id = $1"),
+    ),
+    (
+        "SELECT id FROM users WHERE email <> $1",
+        Ok("SELECT id FROM users WHERE {!email ∈ $1}"),
+    ),
+    (
+        "SELECT id FROM users WHERE email != 'a' AND email IS NOT NULL",
+        Ok("SELECT id FROM users WHERE {!email ∈ 'a'} AND email IS NOT NULL"),
+    ),
+    (
+        "SELECT id FROM users WHERE email IN ('a', $2, NULL) ORDER BY id",
+        Ok("SELECT id FROM users WHERE {email ∈ 'a',$2,NULL} ORDER BY id"),
+    ),
+    (
+        "SELECT id FROM users WHERE email NOT IN ( $1 , 'b' ) LIMIT 1",
+        Ok("SELECT id FROM users WHERE {!email ∈ $1,'b'} LIMIT 1"),
+    ),
+    (
+        "SELECT id FROM users WHERE (email = $1)",
+        Ok("SELECT id FROM users WHERE ({email ∈ $1})"),
+    ),
+    (
+        "SELECT r.id FROM readings r JOIN users u ON u.id = r.user_id AND u.email = $1",
+        Ok("SELECT r.id FROM readings r JOIN users u ON u.id = r.user_id AND {u.email ∈ $1}"),
+    ),
+    (
+        "SELECT id FROM readings WHERE user_id IN (SELECT id FROM users WHERE email = $1)",
+        Ok("SELECT id FROM readings WHERE user_id IN (SELECT id FROM users WHERE {email ∈ $1})"),
+    ),
+    (
+        "WITH m AS (SELECT id, email FROM users WHERE email = $1) SELECT email FROM m",
+        Ok("WITH m AS (SELECT id, email FROM users WHERE {email ∈ $1}) SELECT email FROM m"),
+    ),
+    (
+        "EXPLAIN ANALYZE SELECT id FROM users WHERE email = $1",
+        Ok("EXPLAIN ANALYZE SELECT id FROM users WHERE {email ∈ $1}"),
+    ),
+    (
+        "SELECT id FROM users WHERE email = $1 OR email = $2",
+        Ok("SELECT id FROM users WHERE {email ∈ $1} OR {email ∈ $2}"),
+    ),
+    (
+        "SELECT id FROM users WHERE email = $1 AND email IS NULL",
+        Ok("SELECT id FROM users WHERE {email ∈ $1} AND email IS NULL"),
+    ),
+    (
+        "CREATE UNIQUE INDEX users_email ON users (email)",
+        Ok("CREATE UNIQUE INDEX users_email ON users ((pgseal.blind_index(email)))"),
+    ),
+    (
+        "CREATE INDEX ON public.users USING btree (name, \"email\" DESC)",
+        Ok("CREATE INDEX ON public.users USING btree (name, (pgseal.blind_index(\"email\")) DESC)"),
+    ),
+    (
+        "CREATE INDEX ON users ((pgseal.blind_index(email)))",
+        Ok("CREATE INDEX ON users ((pgseal.blind_index(email)))"),
+    ),
+    (
+        "INSERT INTO users (id, email) VALUES ($1, $2) ON CONFLICT (email) DO UPDATE SET name = 'x'",
+        Ok("INSERT INTO users (id, email) VALUES ($1, $2) ON CONFLICT ((pgseal.blind_index(email))) DO UPDATE SET name = 'x'"),
+    ),
+    (
+        "INSERT INTO users (email) VALUES ($1) ON CONFLICT (email) DO NOTHING",
+        Ok("INSERT INTO users (email) VALUES ($1) ON CONFLICT ((pgseal.blind_index(email))) DO NOTHING"),
     ),
     ("SELECT id FROM users WHERE phone = $1", Err(PHONE)),
+    ("SELECT id FROM users WHERE phone IN ($1)", Err(PHONE)),
+    ("CREATE INDEX ON users (phone)", Err(PHONE)),
+    ("CREATE INDEX ON users (lower(email))", Err(EMAIL)),
+    ("INSERT INTO users (phone) VALUES ($1) ON CONFLICT (phone) DO NOTHING", Err(PHONE)),
     ("SELECT id FROM users WHERE email = phone", Err(EMAIL)),
+    ("SELECT id FROM users u JOIN users v ON u.email = v.email", Err(EMAIL)),
     ("SELECT id FROM users WHERE email = lower($1)", Err(EMAIL)),
-    ("SELECT id FROM users WHERE email <> $1", Err(EMAIL)),
-    (
-        "SELECT id FROM users WHERE email = $1 AND id = $1",
-        Err("$1"),
-    ),
+    ("SELECT id FROM users WHERE email < $1", Err(EMAIL)),
+    ("SELECT id FROM users WHERE email LIKE $1", Err(EMAIL)),
+    ("SELECT id FROM users WHERE email IN (SELECT body FROM readings)", Err(EMAIL)),
+    ("SELECT id FROM users WHERE (email) = $1", Err(EMAIL)),
+    ("SELECT id FROM users WHERE email = $1 AND id = $1", Err("$1")),
     ("SELECT id FROM users WHERE email = $1::int4", Err(EMAIL)),
+    ("CREATE TABLE t (id int, e pgseal.email UNIQUE)", Err("t.e")),
+    ("CREATE TABLE t (id int, e pgseal.email, PRIMARY KEY (e))", Err("t.e")),
+    ("ALTER TABLE users ADD CONSTRAINT u UNIQUE (email)", Err("users.email")),
+    ("ALTER TABLE users ADD COLUMN e2 pgseal.text_eq UNIQUE", Err("users.e2")),
 ];
+
+fn render(sql: &str, plan: &StatementPlan) -> String {
+    use pgseal_sql::SearchValue;
+    let mut replacements: Vec<(std::ops::Range<usize>, String)> = plan.rewrites.clone();
+    for l in &plan.literals {
+        let v = match &l.value {
+            Literal::Text(t) | Literal::Number(t) => t.clone(),
+            Literal::Bool(b) => b.to_string(),
+            _ => "NULL".into(),
+        };
+        replacements.push((l.span.clone(), format!("S<{v}>")));
+    }
+    for s in &plan.searches {
+        let terms: Vec<String> = s
+            .terms
+            .iter()
+            .map(|t| match t {
+                SearchValue::Param(n) => format!("${n}"),
+                SearchValue::Literal(Literal::Text(t)) => format!("'{t}'"),
+                SearchValue::Literal(Literal::Null) => "NULL".into(),
+                SearchValue::Literal(other) => format!("{other:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        replacements.push((
+            s.span.clone(),
+            format!(
+                "{{{}{} ∈ {}}}{}",
+                if s.negated { "!" } else { "" },
+                &sql[s.column_span.clone()],
+                terms.join(","),
+                if s.modifies { "*" } else { "" }
+            ),
+        ));
+    }
+    rewrite(sql, &replacements)
+}
 
 #[test]
 fn equality_search_when_enabled() {
@@ -568,31 +677,10 @@ fn equality_search_when_enabled() {
     for (sql, expected) in SEARCH_CASES {
         let result = analyze_with(sql, &catalog, options);
         match (expected, result) {
-            (Ok(uses), Ok(analysis)) => {
+            (Ok(want), Ok(analysis)) => {
                 let plan = &analysis.statements[0];
-                let mut got: Vec<(String, &str, ValueRole)> = plan
-                    .params
-                    .iter()
-                    .map(|p| {
-                        (
-                            format!("${}", p.number),
-                            p.column.qualified_name.as_str(),
-                            p.role,
-                        )
-                    })
-                    .collect();
-                got.extend(plan.literals.iter().map(|l| {
-                    (
-                        sql[l.span.clone()].to_string(),
-                        l.column.qualified_name.as_str(),
-                        l.role,
-                    )
-                }));
-                let want: Vec<(String, &str, ValueRole)> = uses
-                    .iter()
-                    .map(|(a, b, c)| (a.to_string(), *b, *c))
-                    .collect();
-                assert_eq!(got, want, "{sql}");
+                assert!(plan.touches_encrypted, "{sql}");
+                assert_eq!(render(sql, plan), *want, "{sql}");
             }
             (Err(subject_expected), Err(err)) => {
                 assert_eq!(&subject(&err), subject_expected, "{sql}: {err}");
@@ -600,6 +688,51 @@ fn equality_search_when_enabled() {
             (expected, got) => panic!("{sql}: expected {expected:?}, got {got:?}"),
         }
     }
+    // The same parameter stored and searched for is listed once per role.
+    let analysis = analyze_with(
+        "UPDATE users SET email = $1 WHERE email = $1",
+        &catalog,
+        options,
+    )
+    .unwrap();
+    let roles: Vec<ValueRole> = analysis.statements[0]
+        .params
+        .iter()
+        .map(|p| p.role)
+        .collect();
+    assert_eq!(roles, [ValueRole::Store, ValueRole::SearchTerm]);
+    // The highest parameter number, for the parameters the proxy appends.
+    let analysis = analyze_with(
+        "SELECT id FROM users WHERE email = $1 AND id = $7",
+        &catalog,
+        options,
+    )
+    .unwrap();
+    assert_eq!(analysis.statements[0].max_param, 7);
+    // Two encrypted columns are never compared, and the refusal says why.
+    for sql in [
+        "SELECT u.id FROM users u JOIN users v ON u.email = v.email",
+        "SELECT u.id FROM users u JOIN users v USING (email)",
+        "SELECT id FROM users WHERE email <> phone",
+    ] {
+        let err = analyze_with(sql, &catalog, options).unwrap_err();
+        assert_eq!(
+            err.reason(),
+            Some(&pgseal_sql::Reason::ColumnEquality),
+            "{sql}"
+        );
+        assert!(
+            err.to_string().contains("each column has its own keys"),
+            "{err}"
+        );
+    }
+    // A UNIQUE refusal says how to get uniqueness.
+    let err = analyze_with("ALTER TABLE users ADD UNIQUE (email)", &catalog, options).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("CREATE UNIQUE INDEX ON users (email)"),
+        "{err}"
+    );
     // Off by default.
     assert!(analyze("SELECT id FROM users WHERE email = $1", &catalog).is_err());
 }

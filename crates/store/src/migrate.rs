@@ -15,10 +15,20 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first; migration `i` (0-based) brings the schema to version `i + 1`.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        name: "0002_column_migrations",
+        sql: include_str!("migrations/0002_column_migrations.sql"),
+    },
+    Migration {
+        name: "0003_inlinable_checks",
+        sql: include_str!("migrations/0003_inlinable_checks.sql"),
+    },
+];
 
 /// The schema version this pgseal creates and requires: the number of migrations.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -245,18 +255,21 @@ mod tests {
             InstallOutcome::AlreadyCurrent { version: 2 }
         );
 
-        // This build knows only migration 1: it must refuse, and check_schema agrees.
+        // A schema newer than this build: it must refuse, and check_schema agrees.
+        let newer = SCHEMA_VERSION + 1;
+        client
+            .execute("UPDATE pgseal.schema_version SET version = $1", &[&newer])
+            .await
+            .expect("record a newer version");
         let err = install(&mut client).await.expect_err("too new for us");
         assert!(matches!(
             err,
-            StoreError::SchemaTooNew {
-                found: 2,
-                supported: 1
-            }
+            StoreError::SchemaTooNew { found, supported }
+                if found == newer && supported == SCHEMA_VERSION
         ));
         assert!(matches!(
             check_schema(&client).await,
-            Err(StoreError::SchemaTooNew { found: 2, .. })
+            Err(StoreError::SchemaTooNew { found, .. }) if found == newer
         ));
     }
 

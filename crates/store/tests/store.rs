@@ -321,8 +321,8 @@ async fn blind_index_extracts_the_index_bytes() {
         .collect();
     assert_eq!(
         volatility,
-        ["istrue", "istrue"],
-        "immutable, parallel safe, strict"
+        ["isfalse", "isfalse"],
+        "immutable, parallel safe, not strict (inlinable: migration 0003)"
     );
 }
 
@@ -724,4 +724,50 @@ async fn database_errors_never_show_row_values() {
     assert!(!shown.contains("secret-value"), "{shown}");
     assert!(shown.contains("23505"), "{shown}");
     assert_eq!(err.sqlstate(), Some(&SqlState::UNIQUE_VIOLATION));
+}
+
+/// The header checks must stay inlinable (not STRICT): a STRICT SQL function is called once per
+/// value, which made bulk loads several times slower (migration 0003). NULL still passes the
+/// domain CHECK and has no blind index.
+#[tokio::test]
+async fn header_checks_are_inlinable_and_keep_their_null_behaviour() {
+    let client = installed_db().await;
+    let strict: Vec<(String, bool)> = client
+        .query(
+            "SELECT proname::text, proisstrict FROM pg_proc
+             WHERE pronamespace = 'pgseal'::regnamespace
+               AND proname IN ('is_ciphertext', 'blind_index') ORDER BY proname",
+            &[],
+        )
+        .await
+        .expect("pg_proc")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        strict,
+        vec![
+            ("blind_index".to_owned(), false),
+            ("is_ciphertext".to_owned(), false)
+        ]
+    );
+    client
+        .batch_execute("CREATE TABLE n (v pgseal.text_eq); INSERT INTO n VALUES (NULL)")
+        .await
+        .expect("NULL passes the CHECK");
+    let row = client
+        .query_one(
+            "SELECT pgseal.blind_index(NULL), pgseal.blind_index($1), pgseal.is_ciphertext($1, 8, true)",
+            &[&fake_ciphertext(8, Some(16))],
+        )
+        .await
+        .expect("select");
+    assert_eq!(row.get::<_, Option<Vec<u8>>>(0), None);
+    assert_eq!(row.get::<_, Option<Vec<u8>>>(1), Some(vec![0xC3; 16]));
+    assert_eq!(row.get::<_, Option<bool>>(2), Some(true));
+    let err = client
+        .execute("INSERT INTO n VALUES ('\\x00')", &[])
+        .await
+        .expect_err("not a ciphertext");
+    assert_eq!(err.code(), Some(&SqlState::CHECK_VIOLATION));
 }

@@ -1,2 +1,3 @@
 -- expect: error 0A000
-COPY users TO STDOUT;
+-- COPY TO a server file would write ciphertext where the proxy never sees it (TO STDOUT is carried).
+COPY users TO '/tmp/pgseal_differential_copy';

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pgseal::{init, AuditLog, MasterKey, MasterKeyring, Sealer, Value};
 use pgseal_localpg::{Cluster, ClusterOptions};
-use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyConfig};
+use pgseal_proxy::{serve_encrypted, ClientTls, EncryptionOptions, ProxyConfig};
 use tokio_postgres::{Client, NoTls};
 
 use super::CommandResult;
@@ -20,6 +20,13 @@ pub struct Args {
     /// Address of the pgseal proxy that applications and psql connect to.
     #[arg(long, default_value = "127.0.0.1:6432")]
     listen: SocketAddr,
+    /// PEM certificate chain the proxy presents to clients that ask for TLS (try
+    /// `sslmode=require`); with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 const DATABASE: &str = "pgseal_dev";
@@ -219,8 +226,11 @@ async fn serve(args: &Args, cluster: &Cluster) -> CommandResult {
     drop(client);
     drop(admin);
 
-    let config =
+    let mut config =
         ProxyConfig::with_upstream_url(args.listen, &direct_url).map_err(|e| e.to_string())?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.client_tls = Some(ClientTls::load(cert, key).map_err(|e| e.to_string())?);
+    }
     let options = EncryptionOptions {
         control_url: direct_url.clone(),
         master,

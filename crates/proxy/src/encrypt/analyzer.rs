@@ -8,7 +8,7 @@
 //! thread has that much stack left (the `pgseal` binary gives its runtime threads 32 MiB stacks),
 //! and otherwise on a fresh 16 MiB stack segment, on the same thread.
 
-use pgseal_sql::{Analysis, SqlError};
+use pgseal_sql::{Analysis, AnalyzeOptions, SqlError};
 
 use super::catalog::{DbCatalog, SessionCatalog};
 
@@ -30,6 +30,14 @@ pub(crate) fn analyze_deep(
         search_path,
     };
     stacker::maybe_grow(ANALYZE_STACK, ANALYZE_STACK, || {
-        pgseal_sql::analyze(sql, &session)
+        // The hook rewrites equality predicates on searchable columns to blind-index
+        // comparisons (hook.rs), so it asks the analysis to plan them instead of refusing.
+        pgseal_sql::analyze_with(
+            sql,
+            &session,
+            AnalyzeOptions {
+                equality_search: true,
+            },
+        )
     })
 }

@@ -7,17 +7,27 @@
 //! and whenever a session asks for it after a schema change. Each load publishes a new
 //! [`Snapshot`] (an `Arc`, swapped atomically through a `watch` channel); sessions read the
 //! latest one per statement and never see a half-built catalog.
+//!
+//! Key changes made elsewhere (`pgseal keys rotate`, `rewrap`, `retire`, key creation) are
+//! announced with `NOTIFY pgseal_catalog` in the transaction that makes them. Each control
+//! connection `LISTEN`s on that channel as soon as it is made, and a notification wakes the
+//! loader at once; the interval reload stays as the fallback (a notification sent while the
+//! control connection was down is covered by the load that follows every reconnection).
+//!
+//! The master keys are replaceable at run time ([`Catalogs::reload_master_keys`]): a new
+//! keyring is first checked against the stored keys of every database seen so far, and only
+//! then swapped in and every catalog reloaded; sessions keep going on their current snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use pgseal::{AuditLog, Keyring, MasterKeyring};
 use pgseal_sql::{ColumnRef, EncryptedColumnInfo, LogicalType, TableRef};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 use tracing::{debug, warn};
 
 use crate::ProxyError;
@@ -179,7 +189,10 @@ impl DbHandle {
 /// The control connection settings and the catalogs of every database seen so far.
 pub(crate) struct Catalogs {
     control: tokio_postgres::Config,
-    master: MasterKeyring,
+    /// The upstream URL's TLS settings (`sslmode`, `sslrootcert`), as for client sessions.
+    control_tls: crate::tls::PostgresTls,
+    /// Replaced whole by [`Catalogs::reload_master_keys`]; loads take a clone of the `Arc`.
+    master: RwLock<Arc<MasterKeyring>>,
     audit: AuditLog,
     reload_interval: Duration,
     databases: Mutex<HashMap<String, Arc<DbHandle>>>,
@@ -207,12 +220,11 @@ impl Catalogs {
         audit: AuditLog,
         reload_interval: Duration,
     ) -> Result<Arc<Self>, ProxyError> {
-        let control: tokio_postgres::Config =
-            control_url.parse().map_err(|err: tokio_postgres::Error| {
-                ProxyError::InvalidControlUrl {
-                    problem: err.to_string(),
-                }
-            })?;
+        let (control, control_tls) = crate::tls::postgres_config(control_url).map_err(|err| {
+            ProxyError::InvalidControlUrl {
+                problem: err.to_string(),
+            }
+        })?;
         if control.get_user().is_none() {
             return Err(ProxyError::InvalidControlUrl {
                 problem: "it names no user".to_owned(),
@@ -226,7 +238,8 @@ impl Catalogs {
         }
         Ok(Arc::new(Self {
             control,
-            master,
+            control_tls,
+            master: RwLock::new(Arc::new(master)),
             audit,
             reload_interval,
             databases: Mutex::new(HashMap::new()),
@@ -247,14 +260,16 @@ impl Catalogs {
     /// it so sessions start with it.
     pub(crate) async fn preload(self: &Arc<Self>, database: &str) -> Result<(), ProxyError> {
         let mut client = None;
-        let catalog =
-            self.load(&mut client, database)
-                .await
-                .map_err(|source| ProxyError::Catalog {
-                    database: database.to_owned(),
-                    source,
-                })?;
-        self.start(database, Some(Arc::new(catalog)), client);
+        // This connection does not listen: the loader makes its own, listening one at once.
+        let catalog = self
+            .load(&mut client, database, None)
+            .await
+            .map_err(|source| ProxyError::Catalog {
+                database: database.to_owned(),
+                source,
+            })?;
+        drop(client);
+        self.start(database, Some(Arc::new(catalog)), None);
         Ok(())
     }
 
@@ -304,18 +319,102 @@ impl Catalogs {
         handle
     }
 
-    async fn connect(&self, database: &str) -> Result<Client, pgseal::Error> {
+    /// The master keys in force.
+    pub(crate) fn master(&self) -> Arc<MasterKeyring> {
+        Arc::clone(&self.master.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Every database handle seen so far.
+    fn handles(&self) -> Vec<(String, Arc<DbHandle>)> {
+        self.databases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, handle)| (name.clone(), Arc::clone(handle)))
+            .collect()
+    }
+
+    /// Asks every database's loader to reload now.
+    pub(crate) fn reload_all(&self) {
+        for (_, handle) in self.handles() {
+            handle.request_reload();
+        }
+    }
+
+    /// Replaces the master keys: first checks that `master` unwraps the stored data keys of
+    /// every database seen so far (on fresh connections, changing nothing), then swaps it in and
+    /// reloads every catalog. On any failure the keys in force stay, and the error says which
+    /// database refused them.
+    pub(crate) async fn reload_master_keys(&self, master: MasterKeyring) -> Result<(), ProxyError> {
+        let mut databases: Vec<String> = self.handles().into_iter().map(|(n, _)| n).collect();
+        let control = self.control_database();
+        if !databases.contains(&control) {
+            databases.push(control);
+        }
+        for database in databases {
+            let check = async {
+                let client = self.connect(&database, None).await?;
+                let has_schema: bool = client
+                    .query_one("SELECT to_regnamespace('pgseal') IS NOT NULL", &[])
+                    .await
+                    .map_err(db_error)?
+                    .get(0);
+                if has_schema {
+                    Keyring::load(&client, &master, &self.audit).await?;
+                }
+                Ok::<(), pgseal::Error>(())
+            };
+            check.await.map_err(|source| ProxyError::Catalog {
+                database: database.clone(),
+                source,
+            })?;
+        }
+        *self.master.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(master);
+        self.reload_all();
+        Ok(())
+    }
+
+    /// Opens a control connection. With `listener`, the connection `LISTEN`s on
+    /// [`pgseal::keyring::CATALOG_CHANNEL`] and each notification asks that database's loader
+    /// for a reload.
+    async fn connect(
+        &self,
+        database: &str,
+        listener: Option<std::sync::Weak<DbHandle>>,
+    ) -> Result<Client, pgseal::Error> {
         let mut config = self.control.clone();
         config.dbname(database);
         config.application_name("pgseal proxy catalog");
         let (client, connection) = config
-            .connect(NoTls)
+            .connect(self.control_tls.clone())
             .await
             .map_err(|err| pgseal::Error::Database(pgseal::describe_db_error(&err)))?;
+        let mut connection = connection;
+        let listening = listener.is_some();
         tokio::spawn(async move {
-            // Errors surface on the next query through the client.
-            let _ = connection.await;
+            // Drives the connection and forwards notifications; errors surface on the next
+            // query through the client.
+            while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(AsyncMessage::Notification(note))
+                        if note.channel() == pgseal::keyring::CATALOG_CHANNEL =>
+                    {
+                        if let Some(handle) = listener.as_ref().and_then(std::sync::Weak::upgrade) {
+                            debug!("key change announced: reloading the catalog");
+                            handle.request_reload();
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
         });
+        if listening {
+            client
+                .batch_execute(&format!("LISTEN {}", pgseal::keyring::CATALOG_CHANNEL))
+                .await
+                .map_err(db_error)?;
+        }
         Ok(client)
     }
 
@@ -324,16 +423,18 @@ impl Catalogs {
         &self,
         client: &mut Option<Client>,
         database: &str,
+        listener: Option<&Arc<DbHandle>>,
     ) -> Result<DbCatalog, pgseal::Error> {
         if client.as_ref().is_none_or(Client::is_closed) {
-            *client = Some(self.connect(database).await?);
+            *client = Some(self.connect(database, listener.map(Arc::downgrade)).await?);
         }
         let Some(conn) = client.as_mut() else {
             return Err(pgseal::Error::Database(
                 "control connection unavailable".to_owned(),
             ));
         };
-        let result = load_catalog(conn, &self.master, &self.audit).await;
+        let master = self.master();
+        let result = load_catalog(conn, &master, &self.audit).await;
         if result.is_err() {
             // The next attempt starts from a fresh connection.
             *client = None;
@@ -353,9 +454,28 @@ async fn loader(
     let mut first = last_good.is_none();
     loop {
         if !first {
-            let Some(interval) = catalogs.upgrade().map(|c| c.reload_interval) else {
+            let Some(current) = catalogs.upgrade() else {
                 return;
             };
+            let interval = current.reload_interval;
+            if client.as_ref().is_none_or(Client::is_closed) {
+                // Listen before waiting, so a key change is not missed until the next
+                // interval. A load follows every new connection: changes committed while
+                // nobody listened are picked up by it.
+                match current
+                    .connect(&database, Some(Arc::downgrade(&handle)))
+                    .await
+                {
+                    Ok(fresh) => {
+                        client = Some(fresh);
+                        handle.request_reload();
+                    }
+                    Err(error) => {
+                        debug!(database, %error, "control connection unavailable; retrying");
+                    }
+                }
+            }
+            drop(current);
             tokio::select! {
                 () = handle.wake.notified() => {}
                 () = tokio::time::sleep(interval) => {}
@@ -366,7 +486,7 @@ async fn loader(
             return;
         };
         let generation = handle.requested.load(Ordering::SeqCst);
-        let state = match catalogs.load(&mut client, &database).await {
+        let state = match catalogs.load(&mut client, &database, Some(&handle)).await {
             Ok(catalog) => {
                 debug!(database, "encryption catalog loaded");
                 let catalog = Arc::new(catalog);

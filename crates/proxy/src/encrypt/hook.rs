@@ -6,7 +6,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pgseal_sql::{Analysis, EncryptedColumnInfo, Literal, SqlError, StatementKind};
+use pgseal_sql::{
+    Analysis, EncryptedColumnInfo, Literal, SearchUse, SearchValue, SqlError, StatementKind,
+    ValueRole,
+};
 use pgseal_value::{
     assign, decode_binary, decode_canonical, encode_binary, encode_canonical, format_text,
     index_input, is_assignable, parse_text, LogicalType, SessionSettings, Value, ValueError,
@@ -24,6 +27,7 @@ use pgseal_wire::{Format, Frame, WireError};
 
 use super::analyzer::analyze_deep;
 use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SnapshotState};
+use super::copy::{self, CopyState};
 use super::settings::{
     parse_options, parse_search_path, parse_setting, SettingChange, DEFAULT_SEARCH_PATH,
 };
@@ -42,6 +46,9 @@ const COMMAND_COMPLETE_TAG: u8 = b'C';
 const FUNCTION_CALL_TAG: u8 = b'F';
 /// OID of `bytea`.
 const BYTEA_OID: u32 = 17;
+/// Blind indexes shorter than this make an `UPDATE`/`DELETE` by equality refused: distinct
+/// values would collide often enough to change rows that were not meant.
+const MIN_MODIFYING_INDEX_BYTES: usize = 8;
 /// OID of `json`: a `json` parameter for a `jsonb` column is read as its text.
 const JSON_OID: u32 = 114;
 /// Client-declared parameter types read as text whatever the column's type.
@@ -125,12 +132,59 @@ impl ResultPlan {
     }
 }
 
+/// One value a prepared search compares with: its blind indexes are computed at each `Bind`,
+/// under the index keys loaded then.
+enum BoundTerm {
+    /// A literal of the statement (`None`: `NULL`).
+    Literal(Option<Value>),
+    /// A client parameter (0-based).
+    Param(usize),
+}
+
+/// A search predicate of a prepared statement. Its terms travel in `bytea` parameters the
+/// proxy appends to the client's, `slots` per value, compared with
+/// `= ANY(ARRAY[$a, $b, ...])`: an array of single parameters (rather than one `bytea[]`
+/// parameter) gives the planner the array's length, so the server's generic plan costs what a
+/// custom plan does and PostgreSQL stops re-planning every execution (measured: the lookup
+/// then costs what a plaintext one does). One slot more than the column's index key versions
+/// at `Parse` leaves room for a rotation while the statement lives; unused slots repeat a term.
+struct SearchBinding {
+    column: EncryptedColumnInfo,
+    terms: Vec<BoundTerm>,
+    slots: usize,
+}
+
+impl std::fmt::Debug for SearchBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The literal terms are plaintext.
+        f.debug_struct("SearchBinding")
+            .field("column", &self.column.qualified_name)
+            .field("terms", &self.terms.len())
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+impl SearchBinding {
+    fn parameters(&self) -> usize {
+        self.terms.len() * self.slots
+    }
+}
+
 /// A prepared statement as this session knows it.
 #[derive(Debug)]
 struct Statement {
     id: u64,
-    /// Encrypted `$n` parameters: (index, column).
+    /// Encrypted `$n` parameters: (index, column). Sealed at `Bind` unless the parameter is
+    /// only a search term (`search_only`).
     params: Vec<(usize, EncryptedColumnInfo)>,
+    /// Parameters (0-based) used only as search terms: their own slot is sent as `NULL`, their
+    /// value goes into the search's appended parameter.
+    search_only: Vec<usize>,
+    /// Parameters the client sends (the server expects these plus the search slots).
+    client_params: usize,
+    /// The searches whose terms the proxy appends as parameters, in order.
+    searches: Vec<SearchBinding>,
     /// Parameter types as the client declared them.
     declared: Vec<u32>,
     invalidates_schema: bool,
@@ -160,6 +214,8 @@ enum Expect {
         id: u64,
         /// Encrypted parameters: (index, type OID to report).
         params: Vec<(usize, u32)>,
+        /// Parameters the client knows of, when the proxy appended its own after them.
+        client_params: Option<usize>,
         injected: bool,
     },
     /// `RowDescription` or `NoData`.
@@ -209,6 +265,8 @@ pub(crate) struct EncryptHook {
     /// After a value failed to open: everything up to `ReadyForQuery` is withheld.
     withholding: bool,
     reload_at_ready: bool,
+    /// `COPY` with encrypted columns, carried row by row (`copy.rs`).
+    copy: CopyState,
 }
 
 impl EncryptHook {
@@ -231,6 +289,7 @@ impl EncryptHook {
             simple_result: None,
             withholding: false,
             reload_at_ready: false,
+            copy: CopyState::default(),
         };
         for (name, value) in session.parameters() {
             hook.apply_reported(name, value);
@@ -334,13 +393,6 @@ impl EncryptHook {
                     self.apply_change(&change);
                 }
             }
-            if plan.touches_encrypted && matches!(plan.kind, StatementKind::Copy) {
-                return Err(ErrorFields::error(
-                    "0A000",
-                    "COPY of a table with encrypted columns is not supported by the pgseal proxy yet",
-                )
-                .hint("use INSERT and SELECT through the proxy"));
-            }
         }
         if analysis.touches_encrypted() {
             self.check_can_encrypt()?;
@@ -374,6 +426,11 @@ impl EncryptHook {
                 let describe = Describe::decode(&frame.body).map_err(protocol)?;
                 match describe.kind {
                     TargetKind::Statement => {
+                        let client_params = self
+                            .statements
+                            .get(&describe.name)
+                            .filter(|s| !s.searches.is_empty())
+                            .map(|s| s.client_params);
                         let (id, params) = match self.statements.get(&describe.name) {
                             Some(s) => (
                                 s.id,
@@ -397,6 +454,7 @@ impl EncryptHook {
                             name: describe.name,
                             id,
                             params,
+                            client_params,
                             injected: false,
                         });
                     }
@@ -416,6 +474,7 @@ impl EncryptHook {
             }
             Execute::TAG => {
                 let execute = Execute::decode(&frame.body).map_err(protocol)?;
+                self.copy.on_execute(&execute.portal);
                 let (slot, invalidates_schema) = match self.portals.get(&execute.portal) {
                     Some(p) => (Some(Arc::clone(&p.slot)), p.invalidates_schema),
                     None => (None, false),
@@ -449,6 +508,10 @@ impl EncryptHook {
                 });
                 Ok(FrontendVerdict::Forward(frame))
             }
+            copy::COPY_DATA_TAG | copy::COPY_DONE_TAG | copy::COPY_FAIL_TAG => {
+                let catalog = self.catalog();
+                Ok(self.copy.on_client_data(frame, catalog, &self.settings))
+            }
             FLUSH_TAG => Ok(FrontendVerdict::Forward(frame)),
             _ => Ok(FrontendVerdict::Forward(frame)),
         }
@@ -462,74 +525,211 @@ impl EncryptHook {
         let query = Query::decode(&frame.body).map_err(protocol)?;
         let catalog = self.catalog()?;
         let analysis = self.analyze(&query.sql, &catalog)?;
+        let copy_plan = copy::plan_for(&query.sql, &analysis, &catalog, &self.search_path)?;
+        self.copy.expect(copy_plan);
         if let Some(Expect::Query { invalidates_schema }) = self.expect.back_mut() {
             *invalidates_schema = analysis.invalidates_schema();
         }
         if !analysis.touches_encrypted() {
             return Ok(FrontendVerdict::Forward(frame));
         }
-        let sql = self.encrypt_literals(&query.sql, &analysis, &catalog)?;
+        let sql = self.encrypt_literals(&query.sql, &analysis, &catalog, None)?;
         let frame = build(|buf| Query { sql }.encode(buf))?;
         Ok(FrontendVerdict::Replace(vec![frame]))
     }
 
-    /// The SQL with every literal for an encrypted column replaced by its ciphertext.
+    /// The SQL with every literal for an encrypted column replaced by its ciphertext, every
+    /// equality predicate on a searchable column by a blind-index comparison, and the
+    /// analysis's fixed rewrites (index columns) applied.
+    ///
+    /// `bindings`: in the extended protocol, the number of client parameters and where to
+    /// record the searches whose terms are appended as parameters; `None` in the simple
+    /// protocol, where a `$n` has no value.
     fn encrypt_literals(
         &self,
         sql: &str,
         analysis: &Analysis,
         catalog: &DbCatalog,
+        mut bindings: Option<(usize, &mut Vec<SearchBinding>)>,
     ) -> Result<String, ErrorFields> {
         let mut replacements = Vec::new();
         for plan in &analysis.statements {
+            replacements.extend(plan.rewrites.iter().cloned());
             for literal in &plan.literals {
-                let text = match &literal.value {
-                    Literal::Null => {
-                        replacements.push((literal.span.clone(), "NULL".to_owned()));
-                        continue;
-                    }
-                    Literal::Text(s) | Literal::Number(s) => s.clone(),
-                    Literal::Bool(b) => if *b { "true" } else { "false" }.to_owned(),
-                    // A new kind of literal this version does not know: refuse.
-                    _ => {
-                        return Err(ErrorFields::error(
-                            "0A000",
-                            format!(
-                                "unsupported literal for encrypted column {}",
-                                literal.column.qualified_name
-                            ),
-                        ))
-                    }
+                let Some(value) = self.literal_value(&literal.value, &literal.column)? else {
+                    replacements.push((literal.span.clone(), "NULL".to_owned()));
+                    continue;
                 };
-                let value = parse_text(literal.column.logical_type, &text, &self.settings)
-                    .map_err(|e| value_error(&literal.column, &e))?;
                 let sealed = seal(catalog, &literal.column, &value)?;
                 replacements.push((
                     literal.span.clone(),
                     format!("'\\x{}'::bytea", hex::encode(sealed)),
                 ));
             }
+            for search in &plan.searches {
+                let terms = self.search_terms(search, catalog, bindings.as_mut())?;
+                let column = sql.get(search.column_span.clone()).ok_or_else(|| {
+                    ErrorFields::error("XX000", "the pgseal proxy misread a search predicate")
+                })?;
+                let comparison = format!("pgseal.blind_index({column}) = ANY({terms})");
+                let text = if search.negated {
+                    format!("(NOT ({comparison}))")
+                } else {
+                    format!("({comparison})")
+                };
+                replacements.push((search.span.clone(), text));
+            }
         }
         Ok(pgseal_sql::rewrite(sql, &replacements))
+    }
+
+    /// A literal for an encrypted column as a value of its type (`None`: `NULL`).
+    fn literal_value(
+        &self,
+        literal: &Literal,
+        column: &EncryptedColumnInfo,
+    ) -> Result<Option<Value>, ErrorFields> {
+        let text = match literal {
+            Literal::Null => return Ok(None),
+            Literal::Text(s) | Literal::Number(s) => s.clone(),
+            Literal::Bool(b) => if *b { "true" } else { "false" }.to_owned(),
+            // A new kind of literal this version does not know: refuse.
+            _ => {
+                return Err(ErrorFields::error(
+                    "0A000",
+                    format!(
+                        "unsupported literal for encrypted column {}",
+                        column.qualified_name
+                    ),
+                ))
+            }
+        };
+        parse_text(column.logical_type, &text, &self.settings)
+            .map(Some)
+            .map_err(|e| value_error(column, &e))
+    }
+
+    /// The `bytea[]` a search compares the column's blind index with: in the simple protocol
+    /// an array literal of the terms' blind indexes; in the extended protocol an array of
+    /// appended parameters, computed at each `Bind` ([`SearchBinding`]).
+    fn search_terms(
+        &self,
+        search: &SearchUse,
+        catalog: &DbCatalog,
+        bindings: Option<&mut (usize, &mut Vec<SearchBinding>)>,
+    ) -> Result<String, ErrorFields> {
+        let column = &search.column;
+        let cipher = search_cipher(catalog, column)?;
+        let versions = cipher.blind_indexes(&[]);
+        if search.modifies {
+            let length = versions.first().map_or(0, |(_, ix)| ix.len());
+            if length < MIN_MODIFYING_INDEX_BYTES {
+                return Err(ErrorFields::error(
+                    "0A000",
+                    format!(
+                        "encrypted column {} has a {length}-byte blind index, too short to \
+                         choose the rows an UPDATE or DELETE changes: distinct values share \
+                         index values, so other rows would change too",
+                        column.qualified_name
+                    ),
+                )
+                .hint(
+                    "select the rows by equality first (the proxy returns the matching rows), \
+                     then change them by a plaintext key such as the primary key",
+                ));
+            }
+        }
+        let mut terms = Vec::with_capacity(search.terms.len());
+        for term in &search.terms {
+            terms.push(match term {
+                SearchValue::Literal(literal) => {
+                    BoundTerm::Literal(self.literal_value(literal, column)?)
+                }
+                SearchValue::Param(number) => {
+                    BoundTerm::Param(usize::from(*number).saturating_sub(1))
+                }
+                _ => {
+                    return Err(ErrorFields::error(
+                        "0A000",
+                        format!(
+                            "unsupported search term for encrypted column {}",
+                            column.qualified_name
+                        ),
+                    ))
+                }
+            });
+        }
+        let Some((client_params, bindings)) = bindings else {
+            let mut fixed = Vec::new();
+            for term in &terms {
+                match term {
+                    BoundTerm::Literal(value) => {
+                        fixed.extend(blind_indexes(cipher, value.as_ref()))
+                    }
+                    BoundTerm::Param(index) => {
+                        return Err(ErrorFields::error(
+                            "42P02",
+                            format!("there is no parameter ${}", index + 1),
+                        ))
+                    }
+                }
+            }
+            return Ok(format!("{}::bytea[]", array_literal(&fixed)));
+        };
+        let first = *client_params
+            + bindings
+                .iter()
+                .map(SearchBinding::parameters)
+                .sum::<usize>()
+            + 1;
+        let binding = SearchBinding {
+            column: column.clone(),
+            terms,
+            slots: versions.len() + 1,
+        };
+        let slots: Vec<String> = (first..first + binding.parameters())
+            .map(|n| format!("${n}"))
+            .collect();
+        bindings.push(binding);
+        Ok(format!("ARRAY[{}]", slots.join(", ")))
     }
 
     fn on_parse(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
         let mut parse = Parse::decode(&frame.body).map_err(protocol)?;
         let catalog = self.catalog()?;
         let analysis = self.analyze(&parse.sql, &catalog)?;
+        let copy_plan = copy::plan_for(&parse.sql, &analysis, &catalog, &self.search_path)?;
         if analysis.touches_encrypted() && analysis.statements.len() > 1 {
             return Err(ErrorFields::error(
                 "42601",
                 "cannot insert multiple commands into a prepared statement",
             ));
         }
-        let mut params = Vec::new();
+        let mut params: Vec<(usize, EncryptedColumnInfo)> = Vec::new();
+        let mut stored: Vec<usize> = Vec::new();
+        let mut client_params = parse.param_types.len();
         for plan in &analysis.statements {
+            client_params = client_params.max(usize::from(plan.max_param));
             for param in &plan.params {
                 let index = usize::from(param.number.max(1) - 1);
-                params.push((index, param.column.clone()));
+                if param.role != ValueRole::SearchTerm {
+                    stored.push(index);
+                }
+                match params.iter_mut().find(|(i, _)| *i == index) {
+                    // The stored use decides how the slot is sealed.
+                    Some(entry) if param.role != ValueRole::SearchTerm => {
+                        entry.1 = param.column.clone();
+                    }
+                    Some(_) => {}
+                    None => params.push((index, param.column.clone())),
+                }
             }
         }
+        let search_only: Vec<usize> = params
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|i| !stored.contains(i))
+            .collect();
         let declared = parse.param_types.clone();
         for (index, column) in &params {
             let ty = declared.get(*index).copied().unwrap_or(0);
@@ -555,6 +755,9 @@ impl EncryptHook {
         let statement = Statement {
             id,
             params,
+            search_only,
+            client_params,
+            searches: Vec::new(),
             declared,
             invalidates_schema: analysis.invalidates_schema(),
             fields: None,
@@ -564,19 +767,35 @@ impl EncryptHook {
             // A named statement that exists makes the server refuse this Parse; the old one
             // stays, as it does on the server.
             self.statements.insert(parse.name.clone(), statement);
+            self.copy.on_parse(&parse.name, copy_plan);
         }
         self.expect.push_back(Expect::ParseComplete);
         if !analysis.touches_encrypted() || replaced {
             return Ok(FrontendVerdict::Forward(frame));
         }
-        parse.sql = self.encrypt_literals(&parse.sql, &analysis, &catalog)?;
-        if let Some(statement) = self.statements.get(&parse.name) {
+        let mut searches = Vec::new();
+        parse.sql = self.encrypt_literals(
+            &parse.sql,
+            &analysis,
+            &catalog,
+            Some((client_params, &mut searches)),
+        )?;
+        if let Some(statement) = self.statements.get_mut(&parse.name) {
             for (index, _) in &statement.params {
                 if parse.param_types.len() <= *index {
                     parse.param_types.resize(index + 1, 0);
                 }
                 parse.param_types[*index] = BYTEA_OID;
             }
+            if !searches.is_empty() {
+                // The server expects the client's parameters, then the search slots.
+                let slots: usize = searches.iter().map(SearchBinding::parameters).sum();
+                parse.param_types.resize(client_params, 0);
+                parse
+                    .param_types
+                    .extend(std::iter::repeat_n(BYTEA_OID, slots));
+            }
+            statement.searches = searches;
         }
         let frame = build(|buf| parse.encode(buf))?;
         Ok(FrontendVerdict::Replace(vec![frame]))
@@ -584,18 +803,90 @@ impl EncryptHook {
 
     fn on_bind(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
         let mut bind = Bind::decode(&frame.body).map_err(protocol)?;
+        self.copy.on_bind(&bind.statement, &bind.portal);
         let catalog = self.catalog()?;
         let client_formats = bind.result_formats.clone();
         let statement = self.statements.get(&bind.statement);
         let mut changed = false;
-        if let Some(statement) = statement.filter(|s| !s.params.is_empty()) {
+        if let Some(statement) =
+            statement.filter(|s| !s.params.is_empty() || !s.searches.is_empty())
+        {
             self.check_can_encrypt()?;
             let count = bind.params.len();
             let mut formats = Vec::with_capacity(count);
             for i in 0..count {
                 formats.push(bind.param_format(i).map_err(protocol)?.code());
             }
+            let mut appended = Vec::with_capacity(statement.searches.len());
+            if !statement.searches.is_empty() {
+                if count != statement.client_params {
+                    return Err(ErrorFields::error(
+                        "08P01",
+                        format!(
+                            "bind message supplies {count} parameters, but prepared statement \
+                             \"{}\" requires {}",
+                            bind.statement, statement.client_params
+                        ),
+                    ));
+                }
+                for search in &statement.searches {
+                    let cipher = search_cipher(&catalog, &search.column)?;
+                    for term in &search.terms {
+                        let indexes = match term {
+                            BoundTerm::Literal(value) => blind_indexes(cipher, value.as_ref()),
+                            BoundTerm::Param(index) => {
+                                match bind.params.get(*index).and_then(Option::as_ref) {
+                                    None => vec![None],
+                                    Some(raw) => {
+                                        let format = match formats.get(*index) {
+                                            Some(&code) if code == Format::Binary.code() => {
+                                                Format::Binary
+                                            }
+                                            _ => Format::Text,
+                                        };
+                                        let declared =
+                                            statement.declared.get(*index).copied().unwrap_or(0);
+                                        let value = read_param(
+                                            &search.column,
+                                            raw,
+                                            format,
+                                            declared,
+                                            &self.settings,
+                                        )?;
+                                        blind_indexes(cipher, Some(&value))
+                                    }
+                                }
+                            }
+                        };
+                        if indexes.len() > search.slots {
+                            return Err(ErrorFields::error(
+                                "0A000",
+                                format!(
+                                    "cached plan must not change: encrypted column {} gained \
+                                     index key versions since this statement was prepared",
+                                    search.column.qualified_name
+                                ),
+                            )
+                            .hint("prepare the statement again"));
+                        }
+                        // Unused slots repeat a term: a duplicate changes no result.
+                        let last = indexes.last().cloned().flatten();
+                        for i in 0..search.slots {
+                            let term = indexes.get(i).cloned().unwrap_or_else(|| last.clone());
+                            appended.push(term.map(Bytes::from));
+                        }
+                    }
+                }
+            }
+            for index in &statement.search_only {
+                if let Some(slot) = bind.params.get_mut(*index) {
+                    *slot = None;
+                }
+            }
             for (index, column) in &statement.params {
+                if statement.search_only.contains(index) {
+                    continue;
+                }
                 let format = match formats.get(*index) {
                     Some(&code) if code == Format::Binary.code() => Format::Binary,
                     Some(_) => Format::Text,
@@ -613,6 +904,8 @@ impl EncryptHook {
                 *slot = Some(Bytes::from(seal(&catalog, column, &value)?));
                 formats[*index] = Format::Binary.code();
             }
+            formats.extend(std::iter::repeat_n(Format::Binary.code(), appended.len()));
+            bind.params.extend(appended);
             bind.param_formats = formats;
             changed = true;
         }
@@ -697,6 +990,7 @@ impl EncryptHook {
     fn backend_message(&mut self, frame: Frame) -> Result<BackendVerdict, ErrorFields> {
         if frame.tag == ReadyForQuery::TAG {
             self.on_ready(&frame);
+            self.copy.on_ready();
             return Ok(BackendVerdict::Forward(frame));
         }
         if frame.tag == ParameterStatus::TAG {
@@ -757,7 +1051,15 @@ impl EncryptHook {
                         self.expect.pop_front();
                     }
                 }
-                Ok(BackendVerdict::Forward(frame))
+                // In place of the server's answer to a CopyFail the proxy sent, its own error.
+                self.copy.on_server_error(frame)
+            }
+            copy::COPY_IN_RESPONSE_TAG
+            | copy::COPY_OUT_RESPONSE_TAG
+            | copy::COPY_BOTH_RESPONSE_TAG => self.copy.on_copy_response(frame),
+            copy::COPY_DATA_TAG | copy::COPY_DONE_TAG => {
+                let catalog = self.catalog();
+                self.copy.on_server_data(frame, catalog, &self.settings)
             }
             _ => Ok(BackendVerdict::Forward(frame)),
         }
@@ -792,7 +1094,10 @@ impl EncryptHook {
 
     fn on_parameter_description(&mut self, frame: Frame) -> Result<BackendVerdict, ErrorFields> {
         let Some(Expect::DescribeStatement {
-            params, injected, ..
+            params,
+            client_params,
+            injected,
+            ..
         }) = self.expect.front()
         else {
             return Ok(BackendVerdict::Forward(frame));
@@ -800,10 +1105,14 @@ impl EncryptHook {
         if *injected {
             return Ok(BackendVerdict::Replace(Vec::new()));
         }
-        if params.is_empty() {
+        if params.is_empty() && client_params.is_none() {
             return Ok(BackendVerdict::Forward(frame));
         }
         let mut description = ParameterDescription::decode(&frame.body).map_err(upstream)?;
+        if let Some(count) = client_params {
+            // The search-term parameters the proxy appended are its own.
+            description.types.truncate(*count);
+        }
         for (index, oid) in params {
             if let Some(slot) = description.types.get_mut(*index) {
                 *slot = *oid;
@@ -1100,7 +1409,7 @@ fn upstream(error: WireError) -> ErrorFields {
     )
 }
 
-fn value_error(column: &EncryptedColumnInfo, error: &ValueError) -> ErrorFields {
+pub(super) fn value_error(column: &EncryptedColumnInfo, error: &ValueError) -> ErrorFields {
     ErrorFields::error(
         error.sqlstate(),
         format!(
@@ -1112,7 +1421,7 @@ fn value_error(column: &EncryptedColumnInfo, error: &ValueError) -> ErrorFields 
 }
 
 /// Encodes one message into a frame.
-fn build(
+pub(super) fn build(
     encode: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
 ) -> Result<Frame, ErrorFields> {
     let mut buf = BytesMut::new();
@@ -1142,7 +1451,7 @@ fn format_at(formats: &[i16], index: usize) -> bool {
 }
 
 /// Seals `value` for `column` under its active key.
-fn seal(
+pub(super) fn seal(
     catalog: &DbCatalog,
     column: &EncryptedColumnInfo,
     value: &Value,
@@ -1164,6 +1473,58 @@ fn seal(
             )
         })?;
     Ok(cipher.seal(&encode_canonical(value), &index_input(value)))
+}
+
+/// The cipher that computes search terms for `column`.
+fn search_cipher<'c>(
+    catalog: &'c DbCatalog,
+    column: &EncryptedColumnInfo,
+) -> Result<&'c pgseal_crypto::ColumnCipher, ErrorFields> {
+    (column.column_id != 0)
+        .then(|| catalog.cipher(column.column_id))
+        .flatten()
+        .filter(|cipher| cipher.is_searchable())
+        .ok_or_else(|| {
+            ErrorFields::error(
+                "0A000",
+                format!(
+                    "encrypted column {} has no blind-index key the pgseal proxy can search with",
+                    column.qualified_name
+                ),
+            )
+            .hint(
+                "search the table itself (not a view that mixes columns), and commit the \
+                 column's creation first so its keys can be made",
+            )
+        })
+}
+
+/// A `bytea[]` array literal (`'{"\\x01",NULL}'`) of blind indexes; `NULL` for `None`.
+fn array_literal(terms: &[Option<Vec<u8>>]) -> String {
+    let elements: Vec<String> = terms
+        .iter()
+        .map(|term| match term {
+            Some(ix) => format!("\"\\\\x{}\"", hex::encode(ix)),
+            None => "NULL".to_owned(),
+        })
+        .collect();
+    format!("'{{{}}}'", elements.join(","))
+}
+
+/// The blind indexes of a search value under every non-retired index key version (`[None]`
+/// for `NULL`, which keeps SQL's `NULL` semantics in `= ANY(...)`).
+fn blind_indexes(
+    cipher: &pgseal_crypto::ColumnCipher,
+    value: Option<&Value>,
+) -> Vec<Option<Vec<u8>>> {
+    match value {
+        None => vec![None],
+        Some(value) => cipher
+            .blind_indexes(&index_input(value))
+            .into_iter()
+            .map(|(_, ix)| Some(ix))
+            .collect(),
+    }
 }
 
 /// Reads a client's parameter value for `column` in its format.
@@ -1227,7 +1588,7 @@ fn param_type_accepted(declared: u32, target: LogicalType) -> bool {
 }
 
 /// Whether a `bytea` value of unknown origin is a pgseal ciphertext.
-fn carries_ciphertext(bytes: &[u8], binary: bool) -> bool {
+pub(super) fn carries_ciphertext(bytes: &[u8], binary: bool) -> bool {
     if binary {
         return pgseal_crypto::parse_ciphertext(bytes).is_ok();
     }
@@ -1244,7 +1605,7 @@ fn carries_ciphertext(bytes: &[u8], binary: bool) -> bool {
 }
 
 /// Opens one stored value and produces it in the client's format.
-fn open_value(
+pub(super) fn open_value(
     catalog: &DbCatalog,
     crypto: &ColumnCrypto,
     stored: &[u8],

@@ -69,7 +69,8 @@
 //! # Fail closed
 //!
 //! * A statement the analysis cannot fully handle is refused (see `pgseal-sql`).
-//! * `COPY` to or from a table with encrypted columns is refused (`0A000`).
+//! * `COPY` of encrypted columns is carried only `FROM STDIN` / `TO STDOUT`, row by row
+//!   (`copy.rs`); a server-side file or `PROGRAM` is refused (`0A000`).
 //! * A value that fails to open (altered, copied from another column, key retired) gives the
 //!   client an `ErrorResponse` with SQLSTATE `XX001` (`data_corrupted`) naming the column;
 //!   the rest of that response, up to `ReadyForQuery`, is withheld. A ciphertext never reaches
@@ -92,12 +93,13 @@
 mod analyzer;
 pub use analyzer::RECOMMENDED_THREAD_STACK;
 mod catalog;
+mod copy;
 mod hook;
 mod settings;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::session::SessionState;
@@ -163,6 +165,96 @@ pub async fn serve_encrypted<S: Future<Output = ()>>(
     ready: impl FnOnce(SocketAddr) + Send,
     shutdown: S,
 ) -> Result<(), ProxyError> {
+    serve_encrypted_with_reload(proxy_config, options, &ReloadHandle::new(), ready, shutdown).await
+}
+
+/// A handle on a running encrypting proxy's keys, for reloading them without a restart (the
+/// `pgseal proxy` command calls it on `SIGHUP`). Create it, pass it to
+/// [`serve_encrypted_with_reload`], and keep a clone. Open sessions keep going throughout: they
+/// switch to the new catalog at their next statement.
+#[derive(Clone, Default)]
+pub struct ReloadHandle {
+    catalogs: Arc<Mutex<Weak<Catalogs>>>,
+}
+
+impl std::fmt::Debug for ReloadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadHandle")
+            .field("running", &self.catalogs().is_some())
+            .finish()
+    }
+}
+
+impl ReloadHandle {
+    /// A handle not yet attached to a proxy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn catalogs(&self) -> Option<Arc<Catalogs>> {
+        self.catalogs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade()
+    }
+
+    fn not_running() -> ProxyError {
+        ProxyError::InvalidConfig {
+            setting: "reload",
+            problem: "the proxy is not running (yet, or any more)".to_owned(),
+        }
+    }
+
+    /// Replaces the master keys (current and previous) of the running proxy.
+    ///
+    /// The new keyring is checked first: it must unwrap the stored data keys of every database
+    /// the proxy serves. If it does not (a wrong or incomplete key set), the error names the
+    /// database and the fingerprints, and the keys in force stay. On success every database's
+    /// catalog is reloaded with the new keys.
+    ///
+    /// # Errors
+    /// [`ProxyError::Catalog`] when a database's keys do not unwrap with `master` (or it cannot
+    /// be reached); [`ProxyError::InvalidConfig`] when the proxy is not running.
+    pub async fn reload_master_keys(
+        &self,
+        master: pgseal::MasterKeyring,
+    ) -> Result<(), ProxyError> {
+        let catalogs = self.catalogs().ok_or_else(Self::not_running)?;
+        catalogs.reload_master_keys(master).await
+    }
+
+    /// The fingerprint of the master key in force.
+    ///
+    /// # Errors
+    /// [`ProxyError::InvalidConfig`] when the proxy is not running.
+    pub fn master_fingerprint(&self) -> Result<pgseal::KeyFingerprint, ProxyError> {
+        let catalogs = self.catalogs().ok_or_else(Self::not_running)?;
+        Ok(catalogs.master().current().fingerprint())
+    }
+
+    /// Reloads every database's catalog and keys now (as a key-change notification would).
+    ///
+    /// # Errors
+    /// [`ProxyError::InvalidConfig`] when the proxy is not running.
+    pub fn reload_catalogs(&self) -> Result<(), ProxyError> {
+        let catalogs = self.catalogs().ok_or_else(Self::not_running)?;
+        catalogs.reload_all();
+        Ok(())
+    }
+}
+
+/// [`serve_encrypted`], with `reload` attached to the running proxy once its first catalog has
+/// loaded (so that its keys can be replaced at run time).
+///
+/// # Errors
+/// As [`serve_encrypted`].
+pub async fn serve_encrypted_with_reload<S: Future<Output = ()>>(
+    proxy_config: ProxyConfig,
+    options: EncryptionOptions,
+    reload: &ReloadHandle,
+    ready: impl FnOnce(SocketAddr) + Send,
+    shutdown: S,
+) -> Result<(), ProxyError> {
     proxy_config.validate()?;
     let catalogs = Catalogs::new(
         &options.control_url,
@@ -171,6 +263,10 @@ pub async fn serve_encrypted<S: Future<Output = ()>>(
         options.reload_interval,
     )?;
     catalogs.preload(&catalogs.control_database()).await?;
+    *reload
+        .catalogs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&catalogs);
     let proxy = Proxy::bind_with_hooks(proxy_config, EncryptFactory { catalogs }).await?;
     ready(proxy.local_addr());
     proxy.serve(shutdown).await
