@@ -331,6 +331,10 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // 3. Full online re-encryption while the writers go on.
+    direct
+        .batch_execute("SET lock_timeout = '7s'")
+        .await
+        .expect("a setting of the caller's own");
     let mut batches = 0u64;
     let report = reencrypt(
         &mut direct,
@@ -346,6 +350,15 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
     .await
     .expect("reencrypt");
     assert!(report.rewritten() > 0, "{report:?}");
+    let lock_timeout: String = direct
+        .query_one("SHOW lock_timeout", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(
+        lock_timeout, "7s",
+        "the caller's session settings are restored"
+    );
     assert!(batches > 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
 

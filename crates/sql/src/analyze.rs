@@ -2423,6 +2423,7 @@ impl<'a> Planner<'a> {
             .ok_or_else(|| unanalysed(&enc))?;
         let mut span = column_span.clone();
         let mut terms = Vec::with_capacity(values.len());
+        let mut term_spans = Vec::with_capacity(values.len());
         for value in values {
             let value_span = match value {
                 NodeEnum::ParamRef(p) => {
@@ -2440,6 +2441,7 @@ impl<'a> Planner<'a> {
                 }
             };
             span = span.start.min(value_span.start)..span.end.max(value_span.end);
+            term_spans.push(value_span);
         }
         if list {
             let end = self
@@ -2457,6 +2459,7 @@ impl<'a> Planner<'a> {
             column_span,
             column: enc.info.clone(),
             terms,
+            term_spans,
             negated,
             modifies: self.modifying > 0,
         });

@@ -122,12 +122,14 @@ mod analyze;
 mod copy;
 mod error;
 mod scan;
+mod template;
 
 use std::fmt;
 use std::ops::Range;
 
 pub use copy::{analyze_copy, CopyColumn, CopyDirection, CopyFormat, CopyOptions, CopyPlan};
 pub use error::{Reason, SqlError};
+pub use template::{PlanTemplate, TemplateKey};
 pub use pgseal_value::LogicalType;
 
 /// The proxy's view of the database schema, as PostgreSQL would resolve names in this session.
@@ -299,6 +301,9 @@ pub struct SearchUse {
     pub column: EncryptedColumnInfo,
     /// The values compared with the column, in text order.
     pub terms: Vec<SearchValue>,
+    /// Byte span of each of [`terms`](Self::terms) as written (a literal with its sign and
+    /// cast), in the same order.
+    pub term_spans: Vec<Range<usize>>,
     /// `<>` and `NOT IN`.
     pub negated: bool,
     /// The predicate decides which rows an `UPDATE` or `DELETE` changes (a false positive of a
@@ -313,6 +318,7 @@ impl fmt::Debug for SearchUse {
             .field("column_span", &self.column_span)
             .field("column", &self.column)
             .field("terms", &self.terms)
+            .field("term_spans", &self.term_spans)
             .field("negated", &self.negated)
             .field("modifies", &self.modifies)
             .finish()
