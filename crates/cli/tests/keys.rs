@@ -300,6 +300,18 @@ async fn rotate_reencrypt_retire_and_status() {
     let out = ok(&["reencrypt", "--all"], &env);
     assert!(out.contains("0 row(s) rewritten"), "{out}");
 
+    // The table form says the same, one line per key.
+    let text = ok(&["keys", "status"], &[("DATABASE_URL", db.url())]);
+    assert!(text.contains("public.people.email (id "), "{text}");
+    assert!(text.contains("300 value(s), 0 to re-encrypt"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("value v3")
+            && l.contains("active")
+            && l.contains("300 value(s)")
+            && l.contains(&format!("wrapped by {}", key.fingerprint()))),
+        "{text}"
+    );
+
     // Now retire works, and is idempotent.
     let out = ok(&["keys", "retire", "people.email", "1"], &env);
     assert!(
@@ -389,12 +401,23 @@ async fn master_key_rotation_with_rewrap() {
         "{message}"
     );
 
+    let audit = tempfile::NamedTempFile::new().expect("temp file");
+    let audit_path = audit.path().to_str().expect("utf-8").to_owned();
     let env = [
         ("PGSEAL_MASTER_KEY", new_b64.as_str()),
         ("PGSEAL_PREVIOUS_MASTER_KEYS", old_b64.as_str()),
         ("DATABASE_URL", db.url()),
+        ("PGSEAL_AUDIT_LOG", audit_path.as_str()),
     ];
     let out = ok(&["keys", "rewrap"], &env);
+    let log = std::fs::read_to_string(audit.path()).expect("audit log");
+    assert!(log.contains("\"event\":\"data_keys_rewrapped\""), "{log}");
+    assert!(log.contains("\"rewrapped\":3"), "{log}");
+    assert!(log.contains(&old.fingerprint().to_string()), "{log}");
+    assert!(
+        !log.contains(new_b64.as_str()) && !log.contains(old_b64.as_str()),
+        "no key in the audit log"
+    );
     assert!(out.contains("rewrapped 3 data key(s)"), "{out}");
     assert!(out.contains(&new.fingerprint().to_string()), "{out}");
     assert!(out.contains(&old.fingerprint().to_string()), "{out}");

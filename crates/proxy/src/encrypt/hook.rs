@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pgseal_sql::{
     Analysis, EncryptedColumnInfo, Literal, SearchUse, SearchValue, SqlError, StatementKind,
-    ValueRole,
+    TemplateKey, ValueRole,
 };
 use pgseal_value::{
     assign, decode_binary, decode_canonical, encode_binary, encode_canonical, format_text,
@@ -33,10 +33,12 @@ use super::settings::{
 };
 use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
 
+#[path = "plan_cache.rs"]
+mod plan_cache;
+use plan_cache::PlanCache;
+
 /// SQLSTATE of a value that cannot be opened: `data_corrupted`.
 pub(crate) const CORRUPTED: &str = "XX001";
-/// Statements analysed per session before the least recently used plan is dropped.
-const PLAN_CACHE_CAPACITY: usize = 256;
 /// How long a statement waits for its database's catalog to (re)load before the session
 /// gives up waiting and fails closed.
 const CATALOG_WAIT: Duration = Duration::from_secs(30);
@@ -377,13 +379,20 @@ impl EncryptHook {
         catalog: &Arc<DbCatalog>,
     ) -> Result<Arc<Analysis>, ErrorFields> {
         self.cache.sync_catalog(catalog);
-        let analysis = match self.cache.get(sql) {
+        let analysis = match self.cache.by_text(sql) {
             Some(cached) => cached,
             None => {
-                let result = analyze_deep(sql, catalog, &self.search_path);
-                let result = result.map(Arc::new).map_err(Arc::new);
-                self.cache.put(sql, result.clone());
-                result
+                // Texts that differ only in constants share one analysis (plan_cache.rs).
+                let key = TemplateKey::of(sql);
+                match key.as_ref().and_then(|k| self.cache.by_template(sql, k)) {
+                    Some(instance) => instance,
+                    None => {
+                        let result = analyze_deep(sql, catalog, &self.search_path);
+                        let result = result.map(Arc::new).map_err(Arc::new);
+                        self.cache.put(sql, key.as_ref(), &result);
+                        result
+                    }
+                }
             }
         };
         let analysis = analysis.map_err(|refusal| refusal_fields(&refusal))?;
@@ -1337,57 +1346,6 @@ impl MessageHook for EncryptHook {
 
 fn is_ready(snapshot: &super::catalog::Snapshot, needed: u64) -> bool {
     snapshot.generation >= needed && !matches!(snapshot.state, SnapshotState::Loading)
-}
-
-/// An analysis or its refusal, shared between the cache and the statements using it.
-type CachedAnalysis = Result<Arc<Analysis>, Arc<SqlError>>;
-
-/// Per-session cache of analyses by statement text, least recently used dropped first.
-#[derive(Default)]
-struct PlanCache {
-    entries: HashMap<String, (CachedAnalysis, u64)>,
-    tick: u64,
-    catalog: Option<std::sync::Weak<DbCatalog>>,
-}
-
-impl PlanCache {
-    fn sync_catalog(&mut self, catalog: &Arc<DbCatalog>) {
-        let same = self.catalog.as_ref().is_some_and(|c| {
-            std::ptr::eq(c.as_ptr(), Arc::as_ptr(catalog)) && c.strong_count() > 0
-        });
-        if !same {
-            self.entries.clear();
-            self.catalog = Some(Arc::downgrade(catalog));
-        }
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-    }
-
-    fn get(&mut self, sql: &str) -> Option<CachedAnalysis> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.entries.get_mut(sql).map(|(analysis, used)| {
-            *used = tick;
-            analysis.clone()
-        })
-    }
-
-    fn put(&mut self, sql: &str, analysis: CachedAnalysis) {
-        if self.entries.len() >= PLAN_CACHE_CAPACITY {
-            if let Some(oldest) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-            {
-                self.entries.remove(&oldest);
-            }
-        }
-        self.tick += 1;
-        self.entries.insert(sql.to_owned(), (analysis, self.tick));
-    }
 }
 
 fn refusal_fields(refusal: &SqlError) -> ErrorFields {
