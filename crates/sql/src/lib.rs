@@ -122,6 +122,7 @@ mod analyze;
 mod copy;
 mod error;
 mod scan;
+mod set_config;
 mod template;
 
 use std::fmt;
@@ -129,6 +130,7 @@ use std::ops::Range;
 
 pub use copy::{analyze_copy, CopyColumn, CopyDirection, CopyFormat, CopyOptions, CopyPlan};
 pub use error::{Reason, SqlError};
+pub use set_config::{set_config_calls, SetConfigCall};
 pub use template::{PlanTemplate, TemplateKey};
 pub use pgseal_value::LogicalType;
 

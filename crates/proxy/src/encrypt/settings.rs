@@ -1,7 +1,18 @@
 //! Session settings PostgreSQL 15 does not report but the encryption layer depends on:
 //! `search_path` (to resolve table names), `extra_float_digits` and `bytea_output` (to format
 //! values as the server would). Read from the startup packet (`search_path=...` or
-//! `options=-c name=value`) and from `SET`/`RESET` statements the session sends.
+//! `options=-c name=value`) and from the statements the session sends: `SET [SESSION|LOCAL]`,
+//! `RESET`, `DISCARD ALL`, `SELECT set_config(...)` with constant arguments.
+//!
+//! [`Tracker`] follows PostgreSQL's rules for when a change ends: `SET LOCAL` (and
+//! `set_config(..., true)`) at the end of the transaction; any change made in a transaction
+//! when it rolls back (`ROLLBACK`, an error in an implicit transaction, a `COMMIT` the server
+//! turns into a rollback); any change made after a savepoint at `ROLLBACK TO` it. Statements
+//! are applied when they are sent (the next statement in the pipeline is analysed with them),
+//! and the server's answers settle what was kept: `CommandComplete` `COMMIT`/`ROLLBACK` tags,
+//! `ErrorResponse`, and the status of `ReadyForQuery`.
+
+use std::collections::VecDeque;
 
 /// PostgreSQL's default `search_path`.
 pub(crate) const DEFAULT_SEARCH_PATH: &str = "\"$user\", public";
@@ -9,17 +20,82 @@ pub(crate) const DEFAULT_SEARCH_PATH: &str = "\"$user\", public";
 /// A setting change found in a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SettingChange {
-    /// `SET name = value` (value as written, unquoted list items joined by `, `).
-    Set { name: String, value: String },
-    /// `RESET name` or `SET name TO DEFAULT`.
-    Reset { name: String },
-    /// `RESET ALL`.
+    /// `SET [LOCAL] name = value` (value as written, unquoted list items joined by `, `).
+    Set {
+        name: String,
+        value: String,
+        local: bool,
+    },
+    /// `RESET name` or `SET [LOCAL] name TO DEFAULT`.
+    Reset { name: String, local: bool },
+    /// `RESET ALL`, `DISCARD ALL`.
     ResetAll,
 }
 
+/// A statement that changes a tracked setting or ends (part of) a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Control {
+    Setting(SettingChange),
+    /// `COMMIT`, `END`, `PREPARE TRANSACTION` (the latter keeps settings like a commit).
+    Commit,
+    /// `ROLLBACK`, `ABORT`.
+    Rollback,
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name`.
+    RollbackTo(String),
+}
+
+/// What a statement does to tracked settings or the transaction. `None` for anything else.
+pub(crate) fn parse_control(statement: &str) -> Option<Control> {
+    let tokens = tokenize(statement)?;
+    let lower: Vec<String> = tokens.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let words: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let noise = |w: &&str| !matches!(*w, "work" | "transaction");
+    match words.first().copied()? {
+        "commit" | "end" => {
+            let rest: Vec<&str> = words[1..].iter().copied().filter(noise).collect();
+            // `COMMIT PREPARED 'x'` ends another, prepared, transaction.
+            matches!(rest.as_slice(), [] | ["and", "chain"] | ["and", "no", "chain"])
+                .then_some(Control::Commit)
+        }
+        "prepare" if words.get(1) == Some(&"transaction") => Some(Control::Commit),
+        "abort" => Some(Control::Rollback),
+        "rollback" => {
+            let rest: Vec<&str> = words[1..].iter().copied().filter(noise).collect();
+            match rest.as_slice() {
+                [] | ["and", "chain"] | ["and", "no", "chain"] => Some(Control::Rollback),
+                ["to", "savepoint", _] | ["to", _] => {
+                    Some(Control::RollbackTo(identifier(tokens.last()?)))
+                }
+                _ => None,
+            }
+        }
+        "savepoint" if tokens.len() == 2 => Some(Control::Savepoint(identifier(&tokens[1]))),
+        "release" => match words.len() {
+            2 => Some(Control::Release(identifier(&tokens[1]))),
+            3 if words[1] == "savepoint" => Some(Control::Release(identifier(&tokens[2]))),
+            _ => None,
+        },
+        "discard" if words.len() == 2 && words[1] == "all" => {
+            Some(Control::Setting(SettingChange::ResetAll))
+        }
+        _ => parse_setting(statement).map(Control::Setting),
+    }
+}
+
+/// An identifier as PostgreSQL folds it.
+fn identifier(token: &str) -> String {
+    match token.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => token.to_lowercase(),
+    }
+}
+
 /// The setting a `SET`/`RESET` statement changes, for the settings this layer tracks. `None`
-/// for anything else (including `SET LOCAL`, which a transaction end undoes, and settings
-/// this layer does not track).
+/// for anything else (settings this layer does not track).
 pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
     let tokens = tokenize(statement)?;
     let mut words = tokens.iter().map(String::as_str);
@@ -33,14 +109,16 @@ pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
             if name == "all" {
                 return Some(SettingChange::ResetAll);
             }
-            tracked(&name).then_some(SettingChange::Reset { name })
+            tracked(&name).then_some(SettingChange::Reset { name, local: false })
         }
         "set" => {
             let mut name = words.next()?.to_ascii_lowercase();
+            let mut local = false;
             if name == "session" {
                 name = words.next()?.to_ascii_lowercase();
             } else if name == "local" {
-                return None;
+                local = true;
+                name = words.next()?.to_ascii_lowercase();
             }
             if !tracked(&name) {
                 return None;
@@ -54,7 +132,7 @@ pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
                 return None;
             }
             if rest.len() == 1 && rest[0].eq_ignore_ascii_case("default") {
-                return Some(SettingChange::Reset { name });
+                return Some(SettingChange::Reset { name, local });
             }
             let value = rest
                 .iter()
@@ -62,14 +140,209 @@ pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
                 .copied()
                 .collect::<Vec<_>>()
                 .join(", ");
-            Some(SettingChange::Set { name, value })
+            Some(SettingChange::Set { name, value, local })
         }
         _ => None,
     }
 }
 
-fn tracked(name: &str) -> bool {
+/// Whether this layer tracks the setting `name` (lower case).
+pub(crate) fn tracked(name: &str) -> bool {
     matches!(name, "search_path" | "extra_float_digits" | "bytea_output")
+}
+
+/// The values of the tracked settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Values {
+    pub(crate) search_path: String,
+    pub(crate) extra_float_digits: String,
+    pub(crate) bytea_output: String,
+}
+
+impl Default for Values {
+    /// PostgreSQL's defaults.
+    fn default() -> Self {
+        Self {
+            search_path: DEFAULT_SEARCH_PATH.to_owned(),
+            extra_float_digits: "1".to_owned(),
+            bytea_output: "hex".to_owned(),
+        }
+    }
+}
+
+impl Values {
+    fn slot(&mut self, name: &str) -> Option<&mut String> {
+        match name {
+            "search_path" => Some(&mut self.search_path),
+            "extra_float_digits" => Some(&mut self.extra_float_digits),
+            "bytea_output" => Some(&mut self.bytea_output),
+            _ => None,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "search_path" => Some(&self.search_path),
+            "extra_float_digits" => Some(&self.extra_float_digits),
+            "bytea_output" => Some(&self.bytea_output),
+            _ => None,
+        }
+    }
+
+    /// Sets a tracked setting; others are ignored.
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
+        if let Some(slot) = self.slot(name) {
+            value.clone_into(slot);
+        }
+    }
+}
+
+/// How a transaction-ending statement the session sent may settle the settings.
+#[derive(Debug)]
+enum Pending {
+    /// `COMMIT`: if the server answers `COMMIT`, these values are the session's.
+    Commit(Values),
+    /// `ROLLBACK` or `ROLLBACK TO`: its `ROLLBACK` answer settles nothing.
+    Rollback,
+}
+
+/// The tracked settings of one session through transactions and savepoints.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    /// The values `RESET` returns to: PostgreSQL's defaults overridden by the startup packet.
+    startup: Values,
+    /// The values of the last transaction the server confirmed as committed.
+    confirmed: Values,
+    /// `confirmed`, assuming every `COMMIT` sent so far succeeds.
+    committed: Values,
+    /// The values the current transaction keeps if it commits (changes without `LOCAL`).
+    session: Values,
+    /// The values in effect now.
+    current: Values,
+    /// Open savepoints, innermost last: name and (`current`, `session`) when it was made.
+    savepoints: Vec<(String, Values, Values)>,
+    /// Transaction ends sent, in order, whose `CommandComplete` has not arrived.
+    pending: VecDeque<Pending>,
+    /// An `ErrorResponse` arrived since the last `ReadyForQuery`.
+    failed: bool,
+}
+
+impl Tracker {
+    /// A session that started with `startup` (the startup packet's tracked settings).
+    pub(crate) fn new(startup: Values) -> Self {
+        Self {
+            confirmed: startup.clone(),
+            committed: startup.clone(),
+            session: startup.clone(),
+            current: startup.clone(),
+            startup,
+            savepoints: Vec::new(),
+            pending: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    /// The values in effect.
+    pub(crate) fn current(&self) -> &Values {
+        &self.current
+    }
+
+    /// A statement the session sends.
+    pub(crate) fn apply(&mut self, control: &Control) {
+        match control {
+            Control::Setting(SettingChange::Set { name, value, local }) => {
+                self.current.set(name, value);
+                if !local {
+                    self.session.set(name, value);
+                }
+            }
+            Control::Setting(SettingChange::Reset { name, local }) => {
+                if let Some(value) = self.startup.get(name).map(str::to_owned) {
+                    self.apply(&Control::Setting(SettingChange::Set {
+                        name: name.clone(),
+                        value,
+                        local: *local,
+                    }));
+                }
+            }
+            Control::Setting(SettingChange::ResetAll) => {
+                self.current = self.startup.clone();
+                self.session = self.startup.clone();
+            }
+            Control::Commit => {
+                self.pending.push_back(Pending::Commit(self.session.clone()));
+                self.committed = self.session.clone();
+                self.current = self.session.clone();
+                self.savepoints.clear();
+            }
+            Control::Rollback => {
+                self.pending.push_back(Pending::Rollback);
+                self.session = self.committed.clone();
+                self.current = self.committed.clone();
+                self.savepoints.clear();
+            }
+            Control::Savepoint(name) => {
+                self.savepoints
+                    .push((name.clone(), self.current.clone(), self.session.clone()));
+            }
+            Control::Release(name) => {
+                if let Some(at) = self.savepoints.iter().rposition(|(n, _, _)| n == name) {
+                    self.savepoints.truncate(at);
+                }
+            }
+            Control::RollbackTo(name) => {
+                self.pending.push_back(Pending::Rollback);
+                if let Some(at) = self.savepoints.iter().rposition(|(n, _, _)| n == name) {
+                    let (_, current, session) = &self.savepoints[at];
+                    self.current = current.clone();
+                    self.session = session.clone();
+                    self.savepoints.truncate(at + 1);
+                }
+            }
+        }
+    }
+
+    /// A `CommandComplete` from the server, with its tag.
+    pub(crate) fn on_command_complete(&mut self, tag: &str) {
+        let committed = tag == "COMMIT" || tag == "PREPARE TRANSACTION";
+        if !committed && tag != "ROLLBACK" {
+            return;
+        }
+        if let Some(Pending::Commit(values)) = self.pending.pop_front() {
+            if committed {
+                self.confirmed = values;
+            }
+        }
+    }
+
+    /// An `ErrorResponse` from the server.
+    pub(crate) fn on_error(&mut self) {
+        self.failed = true;
+    }
+
+    /// A `ReadyForQuery`; `idle`: no transaction is open.
+    pub(crate) fn on_ready(&mut self, idle: bool) {
+        // Every answer to what was sent before has arrived.
+        self.pending.clear();
+        let failed = std::mem::take(&mut self.failed);
+        if failed {
+            // The statements after the error were skipped: a COMMIT among them never ran.
+            self.committed = self.confirmed.clone();
+        }
+        if !idle {
+            return;
+        }
+        if failed {
+            // The implicit or explicit transaction that failed rolled back.
+            self.session = self.confirmed.clone();
+        } else {
+            self.confirmed = self.session.clone();
+        }
+        self.committed = self.confirmed.clone();
+        self.session = self.confirmed.clone();
+        self.current = self.confirmed.clone();
+        self.savepoints.clear();
+    }
 }
 
 /// Splits a `SET` statement into words, quoted strings and identifiers (quotes removed from
@@ -208,31 +481,42 @@ mod tests {
             parse_setting("SET extra_float_digits = 3"),
             Some(SettingChange::Set {
                 name: "extra_float_digits".into(),
-                value: "3".into()
+                value: "3".into(),
+                local: false
             })
         );
         assert_eq!(
             parse_setting("set session search_path to app, \"My Schema\", public;"),
             Some(SettingChange::Set {
                 name: "search_path".into(),
-                value: "app, \"My Schema\", public".into()
+                value: "app, \"My Schema\", public".into(),
+                local: false
             })
         );
         assert_eq!(
             parse_setting("SET bytea_output TO 'escape'"),
             Some(SettingChange::Set {
                 name: "bytea_output".into(),
-                value: "escape".into()
+                value: "escape".into(),
+                local: false
             })
         );
         assert_eq!(
             parse_setting("SET search_path TO DEFAULT"),
             Some(SettingChange::Reset {
-                name: "search_path".into()
+                name: "search_path".into(),
+                local: false
             })
         );
         assert_eq!(parse_setting("RESET ALL"), Some(SettingChange::ResetAll));
-        assert_eq!(parse_setting("SET LOCAL search_path = x"), None);
+        assert_eq!(
+            parse_setting("SET LOCAL search_path = x"),
+            Some(SettingChange::Set {
+                name: "search_path".into(),
+                value: "x".into(),
+                local: true
+            })
+        );
         assert_eq!(parse_setting("SET work_mem = '64MB'"), None);
         assert_eq!(parse_setting("SELECT 1"), None);
     }
@@ -255,5 +539,105 @@ mod tests {
                 ("bytea_output".to_owned(), "hex".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn transaction_statements_are_understood() {
+        assert_eq!(parse_control("COMMIT"), Some(Control::Commit));
+        assert_eq!(parse_control("end work;"), Some(Control::Commit));
+        assert_eq!(parse_control("COMMIT AND CHAIN"), Some(Control::Commit));
+        assert_eq!(parse_control("COMMIT PREPARED 'x'"), None);
+        assert_eq!(parse_control("ROLLBACK"), Some(Control::Rollback));
+        assert_eq!(parse_control("abort"), Some(Control::Rollback));
+        assert_eq!(
+            parse_control("ROLLBACK TRANSACTION TO SAVEPOINT \"A b\""),
+            Some(Control::RollbackTo("A b".into()))
+        );
+        assert_eq!(parse_control("rollback to s1"), Some(Control::RollbackTo("s1".into())));
+        assert_eq!(parse_control("SAVEPOINT S1"), Some(Control::Savepoint("s1".into())));
+        assert_eq!(parse_control("RELEASE SAVEPOINT s1"), Some(Control::Release("s1".into())));
+        assert_eq!(parse_control("RELEASE s1"), Some(Control::Release("s1".into())));
+        assert_eq!(
+            parse_control("DISCARD ALL"),
+            Some(Control::Setting(SettingChange::ResetAll))
+        );
+        assert_eq!(parse_control("SELECT 1"), None);
+    }
+
+    fn set(name: &str, value: &str, local: bool) -> Control {
+        Control::Setting(SettingChange::Set {
+            name: name.into(),
+            value: value.into(),
+            local,
+        })
+    }
+
+    #[test]
+    fn set_local_ends_with_the_transaction() {
+        let mut t = Tracker::new(Values::default());
+        t.apply(&set("search_path", "a", false));
+        t.on_ready(true);
+        t.apply(&set("search_path", "b", true));
+        assert_eq!(t.current().search_path, "b");
+        t.on_ready(false);
+        t.apply(&Control::Commit);
+        assert_eq!(t.current().search_path, "a");
+        t.on_command_complete("COMMIT");
+        t.on_ready(true);
+        assert_eq!(t.current().search_path, "a");
+    }
+
+    #[test]
+    fn rollbacks_and_errors_undo_changes() {
+        let mut t = Tracker::new(Values::default());
+        // BEGIN; SET; ROLLBACK
+        t.apply(&set("bytea_output", "escape", false));
+        t.apply(&Control::Rollback);
+        assert_eq!(t.current().bytea_output, "hex");
+        t.on_command_complete("ROLLBACK");
+        t.on_ready(true);
+        assert_eq!(t.current().bytea_output, "hex");
+        // SET; SELECT 1/0 in one implicit transaction
+        t.apply(&set("bytea_output", "escape", false));
+        t.on_error();
+        t.on_ready(true);
+        assert_eq!(t.current().bytea_output, "hex");
+        // BEGIN; SET; COMMIT that the server turns into a rollback
+        t.apply(&set("bytea_output", "escape", false));
+        t.on_ready(false);
+        t.apply(&Control::Commit);
+        t.on_command_complete("ROLLBACK");
+        t.on_ready(true);
+        assert_eq!(t.current().bytea_output, "hex");
+        // BEGIN; SET a; COMMIT; SET b; <error> in one string: a stays, b goes
+        t.apply(&set("bytea_output", "escape", false));
+        t.apply(&Control::Commit);
+        t.apply(&set("extra_float_digits", "3", false));
+        t.on_command_complete("COMMIT");
+        t.on_error();
+        t.on_ready(true);
+        assert_eq!(t.current().bytea_output, "escape");
+        assert_eq!(t.current().extra_float_digits, "1");
+    }
+
+    #[test]
+    fn rollback_to_savepoint_undoes_later_changes() {
+        let mut t = Tracker::new(Values::default());
+        t.apply(&set("search_path", "a", false));
+        t.apply(&Control::Savepoint("s".into()));
+        t.apply(&set("search_path", "b", false));
+        t.apply(&set("extra_float_digits", "3", true));
+        t.apply(&Control::RollbackTo("s".into()));
+        assert_eq!(t.current().search_path, "a");
+        assert_eq!(t.current().extra_float_digits, "1");
+        t.apply(&set("search_path", "c", true));
+        t.apply(&Control::Release("s".into()));
+        assert_eq!(t.current().search_path, "c");
+        t.apply(&Control::Commit);
+        assert_eq!(t.current().search_path, "a");
+        t.on_command_complete("ROLLBACK");
+        t.on_command_complete("COMMIT");
+        t.on_ready(true);
+        assert_eq!(t.current().search_path, "a");
     }
 }

@@ -1,0 +1,185 @@
+//! `set_config(name, value, is_local)` calls: the function form of `SET`, which a proxy that
+//! tracks session settings must see too.
+
+use pg_query::protobuf::{KeywordKind, ScanToken, Token};
+
+use crate::scan::identifier_name;
+
+/// A call of `set_config` found in a statement.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetConfigCall {
+    /// The whole statement is `SELECT [pg_catalog.]set_config('name', 'value', true|false)`:
+    /// it runs exactly once and its effect is known. `name` is lower-cased.
+    Constant {
+        /// The setting, lower-cased.
+        name: String,
+        /// The value, SQL-unescaped.
+        value: String,
+        /// `is_local`: the change ends with the transaction, like `SET LOCAL`.
+        local: bool,
+    },
+    /// Any other call: arguments that are not constants, or a call inside a larger statement
+    /// (which may run it any number of times). `name` is the setting when the first argument
+    /// is a plain string constant.
+    Opaque {
+        /// The setting, lower-cased, if written as a constant.
+        name: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for SetConfigCall {
+    // The value may be anything the client sent: never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetConfigCall::Constant { name, local, .. } => f
+                .debug_struct("Constant")
+                .field("name", name)
+                .field("local", local)
+                .finish_non_exhaustive(),
+            SetConfigCall::Opaque { name } => {
+                f.debug_struct("Opaque").field("name", name).finish()
+            }
+        }
+    }
+}
+
+/// Every `set_config(...)` call in `statement` (one statement's text). Text that does not
+/// scan but mentions `set_config` gives one [`SetConfigCall::Opaque`] without a name.
+pub fn set_config_calls(statement: &str) -> Vec<SetConfigCall> {
+    const NAME: &[u8] = b"set_config";
+    let mentions = statement
+        .as_bytes()
+        .windows(NAME.len())
+        .any(|w| w.eq_ignore_ascii_case(NAME));
+    if !mentions {
+        return Vec::new();
+    }
+    let Ok(scanned) = pg_query::scan(statement) else {
+        return vec![SetConfigCall::Opaque { name: None }];
+    };
+    let tokens: Vec<(&ScanToken, &str)> = scanned
+        .tokens
+        .iter()
+        .filter(|t| t.token != Token::SqlComment as i32 && t.token != Token::CComment as i32)
+        .filter_map(|t| {
+            let start = usize::try_from(t.start).ok()?;
+            let end = usize::try_from(t.end).ok()?;
+            Some((t, statement.get(start..end)?))
+        })
+        .collect();
+    let mut calls = Vec::new();
+    for (i, (token, text)) in tokens.iter().enumerate() {
+        let identifier = token.token == Token::Ident as i32
+            || token.token == Token::Uident as i32
+            || token.keyword_kind != KeywordKind::NoKeyword as i32;
+        if !identifier {
+            continue;
+        }
+        match identifier_name(text) {
+            Some(name) if name == "set_config" => {}
+            // `U&"..."` could spell it.
+            None => {}
+            Some(_) => continue,
+        }
+        if tokens.get(i + 1).map(|(_, t)| *t) != Some("(") {
+            continue;
+        }
+        let name = tokens
+            .get(i + 2)
+            .filter(|_| tokens.get(i + 3).map(|(_, t)| *t) == Some(","))
+            .and_then(|(t, text)| plain_string(t, text))
+            .map(|s| s.to_ascii_lowercase());
+        calls.push(whole_statement_call(&tokens, i).unwrap_or(SetConfigCall::Opaque { name }));
+    }
+    calls
+}
+
+/// The call at `at` if the statement is exactly `SELECT [pg_catalog.]set_config('n', 'v',
+/// bool) [;]`.
+fn whole_statement_call(tokens: &[(&ScanToken, &str)], at: usize) -> Option<SetConfigCall> {
+    let prefix: Vec<String> = tokens[..at]
+        .iter()
+        .map(|(_, t)| t.to_ascii_lowercase())
+        .collect();
+    let prefix_ok = matches!(
+        prefix.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        ["select"] | ["select", "pg_catalog", "."]
+    );
+    if !prefix_ok {
+        return None;
+    }
+    let rest = &tokens[at + 1..];
+    let rest = match rest.last() {
+        Some((_, ";")) => &rest[..rest.len() - 1],
+        _ => rest,
+    };
+    let [(_, "("), name, (_, ","), value, (_, ","), local, (_, ")")] = rest else {
+        return None;
+    };
+    let name = plain_string(name.0, name.1)?.to_ascii_lowercase();
+    let value = plain_string(value.0, value.1)?;
+    let local = match local.1.to_ascii_lowercase().as_str() {
+        "true" | "'true'" | "'t'" | "'on'" => true,
+        "false" | "'false'" | "'f'" | "'off'" => false,
+        _ => return None,
+    };
+    Some(SetConfigCall::Constant { name, value, local })
+}
+
+/// The value of a `'...'` constant without prefix or continuation.
+fn plain_string(token: &ScanToken, text: &str) -> Option<String> {
+    if token.token != Token::Sconst as i32 {
+        return None;
+    }
+    let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
+    let unescaped = inner.replace("''", "'");
+    (!inner.replace("''", "").contains('\'')).then_some(unescaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn constant(name: &str, value: &str, local: bool) -> SetConfigCall {
+        SetConfigCall::Constant {
+            name: name.into(),
+            value: value.into(),
+            local,
+        }
+    }
+
+    #[test]
+    fn constant_calls_are_read() {
+        assert_eq!(
+            set_config_calls("SELECT set_config('search_path', 'app, public', false)"),
+            vec![constant("search_path", "app, public", false)]
+        );
+        assert_eq!(
+            set_config_calls("select pg_catalog.SET_CONFIG('Bytea_Output', 'escape', true);"),
+            vec![constant("bytea_output", "escape", true)]
+        );
+        assert_eq!(set_config_calls("SELECT 1"), Vec::new());
+        assert_eq!(set_config_calls("SELECT 'set_config(x)'"), Vec::new());
+    }
+
+    #[test]
+    fn other_calls_are_opaque() {
+        assert_eq!(
+            set_config_calls("SELECT set_config('search_path', $1, false)"),
+            vec![SetConfigCall::Opaque {
+                name: Some("search_path".into())
+            }]
+        );
+        assert_eq!(
+            set_config_calls("SELECT set_config(name, 'x', false) FROM t"),
+            vec![SetConfigCall::Opaque { name: None }]
+        );
+        assert_eq!(
+            set_config_calls("SELECT id, set_config('search_path', 'x', false) FROM t"),
+            vec![SetConfigCall::Opaque {
+                name: Some("search_path".into())
+            }]
+        );
+    }
+}
