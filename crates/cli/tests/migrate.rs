@@ -641,7 +641,7 @@ async fn init_upgrades_a_version_1_schema_with_the_migration_table() {
         .await
         .expect("downgrade");
     let out = ok(&["init"], &env);
-    assert!(out.contains("from version 1 to 3"), "{out}");
+    assert!(out.contains("from version 1 to 4"), "{out}");
     let exists: bool = client
         .query_one(
             "SELECT to_regclass('pgseal.column_migrations') IS NOT NULL",
@@ -652,5 +652,5 @@ async fn init_upgrades_a_version_1_schema_with_the_migration_table() {
         .get(0);
     assert!(exists);
     let out = ok(&["init"], &env);
-    assert!(out.contains("is current (version 3)"), "{out}");
+    assert!(out.contains("is current (version 4)"), "{out}");
 }

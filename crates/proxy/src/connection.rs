@@ -810,7 +810,7 @@ async fn client_to_server<H: MessageHook>(
                     }
                     continue;
                 }
-                if let Some(until) = sh.hook.wait_before_frontend() {
+                if let Some(until) = sh.hook.wait_before_frontend(&frame) {
                     held = Some(frame);
                     wait = Some(until);
                     break;

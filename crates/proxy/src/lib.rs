@@ -73,10 +73,10 @@ pub use encrypt::{
 };
 pub use error::ProxyError;
 pub use server::{run, Proxy};
-pub use tls::{postgres_config, ClientTls, PostgresTls, SslMode, UpstreamTls};
 pub use session::{
     BackendVerdict, FrontendVerdict, HookFactory, HookWait, MessageHook, PassThrough, SessionState,
 };
+pub use tls::{postgres_config, ClientTls, PostgresTls, SslMode, UpstreamTls};
 
 /// Re-exported so hooks can name frames and errors without depending on `pgseal-wire`
 /// themselves.

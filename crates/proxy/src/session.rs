@@ -66,14 +66,17 @@ pub trait MessageHook: Send + 'static {
     /// A message from the server, before it goes to the client.
     fn backend(&mut self, session: &SessionState, frame: Frame) -> BackendVerdict;
 
-    /// Asked before each client message is passed to [`frontend`](Self::frontend): a hook that
-    /// cannot judge messages yet (its database's catalog is still loading, or reloading after
-    /// a schema change) returns a future; the proxy holds the message, awaits the future
-    /// without blocking the server direction, and asks again. The default is always ready.
+    /// Asked before each client message (`frame`, not yet judged) is passed to
+    /// [`frontend`](Self::frontend): a hook that cannot judge it yet (its database's catalog is
+    /// still loading, or reloading after a schema change, or the message touches a table whose
+    /// schema is about to change) returns a future; the proxy holds this message and the ones
+    /// after it, awaits the future without blocking the server direction, and asks again for
+    /// the same message. The default is always ready.
     ///
     /// The future must finish in bounded time; a hook that gives up waiting should then decide
     /// the held message itself (fail closed) rather than ask to wait again.
-    fn wait_before_frontend(&mut self) -> Option<HookWait> {
+    fn wait_before_frontend(&mut self, frame: &Frame) -> Option<HookWait> {
+        let _ = frame;
         None
     }
 }

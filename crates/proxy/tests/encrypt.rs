@@ -393,7 +393,10 @@ async fn refusals_carry_their_sqlstate_and_nothing_reaches_the_server() {
             "INSERT INTO people (id, t) SELECT id, 'canary_insel' FROM people_plain",
             "0A000",
         ),
-        ("COPY people TO '/tmp/pgseal_canary' -- canary_copy", "0A000"),
+        (
+            "COPY people TO '/tmp/pgseal_canary' -- canary_copy",
+            "0A000",
+        ),
         ("SELEC t FROM people WHERE canary_syntax", "42601"),
     ];
     for (sql, expected) in cases {

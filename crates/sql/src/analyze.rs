@@ -468,6 +468,10 @@ impl<'a> Planner<'a> {
                 if let Some(NodeEnum::SelectStmt(s)) = boxed(&v.query) {
                     self.select(s, &Out::Derived)?;
                 }
+                let temporary = v.view.as_ref().is_some_and(|rv| rv.relpersistence == "t");
+                if temporary {
+                    self.refuse_if_touched(Reason::TemporaryTable)?;
+                }
                 Ok((K::Ddl, true))
             }
             NodeEnum::PrepareStmt(p) => {
@@ -532,6 +536,7 @@ impl<'a> Planner<'a> {
                 Ok((K::Ddl, true))
             }
             NodeEnum::CreateStmt(c) => {
+                self.temporary_table(c)?;
                 self.create_constraints(c)?;
                 Ok((K::Ddl, true))
             }
@@ -1636,6 +1641,52 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// `CREATE TEMPORARY TABLE` with a column of a pgseal type, or `LIKE`, `INHERITS` or
+    /// `PARTITION OF` a relation with encrypted columns: refused (the proxy cannot see
+    /// temporary relations).
+    fn temporary_table(&mut self, c: &pb::CreateStmt) -> Result<(), SqlError> {
+        let Some(relation) = c.relation.as_ref().filter(|rv| rv.relpersistence == "t") else {
+            return Ok(());
+        };
+        let refusal = |table: String| SqlError::EncryptedTable {
+            table,
+            reason: Reason::TemporaryTable,
+        };
+        let encrypted = |rv: &pb::RangeVar, catalog: &dyn Catalog| {
+            let schema = (!rv.schemaname.is_empty()).then_some(rv.schemaname.as_str());
+            catalog
+                .resolve_table(schema, &rv.relname)
+                .is_some_and(|t| t.has_encrypted_columns())
+                || catalog.is_encrypted_table_name(&rv.relname)
+        };
+        for elt in c.table_elts.iter().filter_map(node) {
+            match elt {
+                NodeEnum::ColumnDef(d)
+                    if is_pgseal_type(d.type_name.as_ref())
+                        || is_pgseal_only_name(d.type_name.as_ref()) =>
+                {
+                    return Err(refusal(relation.relname.clone()));
+                }
+                NodeEnum::TableLikeClause(like) => {
+                    if let Some(rv) = like.relation.as_ref() {
+                        if encrypted(rv, self.catalog) {
+                            return Err(refusal(rv.relname.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for parent in c.inh_relations.iter().filter_map(node) {
+            if let NodeEnum::RangeVar(rv) = parent {
+                if encrypted(rv, self.catalog) {
+                    return Err(refusal(rv.relname.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `UNIQUE` / `PRIMARY KEY` in `CREATE TABLE` on a column of a pgseal type: ciphertexts of
     /// equal values differ, so the constraint would not hold.
     fn create_constraints(&mut self, c: &pb::CreateStmt) -> Result<(), SqlError> {
@@ -2617,6 +2668,15 @@ fn is_pgseal_type(t: Option<&pb::TypeName>) -> bool {
     t.is_some_and(|t| {
         let names: Vec<&str> = t.names.iter().filter_map(string_value).collect();
         names.len() == 2 && names.first() == Some(&"pgseal")
+    })
+}
+
+/// An unqualified type name that only a pgseal domain has (`email`): with `pgseal` in the
+/// `search_path` it is one.
+fn is_pgseal_only_name(t: Option<&pb::TypeName>) -> bool {
+    t.is_some_and(|t| {
+        let names: Vec<&str> = t.names.iter().filter_map(string_value).collect();
+        names.as_slice() == ["email"]
     })
 }
 

@@ -176,6 +176,10 @@ pub enum Reason {
     Merge,
     /// `CREATE TABLE AS`, `SELECT INTO`, `CREATE MATERIALIZED VIEW`.
     CreateTableAs,
+    /// A temporary table or view with encrypted columns (a pgseal type, `LIKE`/`INHERITS` an
+    /// encrypted table, a view reading one): the proxy's catalog connection cannot see another
+    /// session's temporary relations, so it could neither encrypt nor decrypt their values.
+    TemporaryTable,
     /// SQL-level `PREPARE`.
     Prepare,
     /// `DECLARE CURSOR`.
@@ -334,6 +338,11 @@ impl fmt::Display for Reason {
             Reason::Prepare => f.write_str(
                 "SQL-level PREPARE is not supported (the proxy could not encrypt the \
                  parameters of a later EXECUTE); use the extended query protocol",
+            ),
+            Reason::TemporaryTable => f.write_str(
+                "temporary tables and views cannot have encrypted columns: the pgseal proxy \
+                 cannot see a session's temporary relations; use a regular table or \
+                 plaintext columns",
             ),
             Reason::Cursor => f.write_str(
                 "DECLARE CURSOR over encrypted columns is not supported yet; \

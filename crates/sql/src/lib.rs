@@ -41,6 +41,7 @@
 //! client without a table origin (scalar subqueries, set operations, `CASE`, `COALESCE`, row
 //! and array constructors, whole-row references, `RETURNING OLD/NEW`); ciphertext copied into
 //! another column or table (`INSERT ... SELECT`, `SET plain = enc`, `CREATE TABLE AS`);
+//! temporary tables and views that would hold encrypted values ([`Reason::TemporaryTable`]);
 //! `COPY` to or from a server file or program ([`analyze_copy`] plans `COPY FROM STDIN` and
 //! `TO STDOUT`), `MERGE`, SQL-level `PREPARE` and `DECLARE CURSOR` on encrypted tables; `DO` blocks
 //! and function bodies that name one; ambiguous column names when a candidate is encrypted;
@@ -103,6 +104,12 @@
 //! assert_eq!(refused.column(), Some("public.users.email"));
 //! ```
 //!
+//! # Repeated statements
+//!
+//! [`TemplateKey`] and [`PlanTemplate`] let a caller analyse texts that differ only in their
+//! constants once (`... WHERE id = 1`, `... WHERE id = 2`), with exactly the result a fresh
+//! analysis gives. [`set_config_calls`] finds `set_config()` calls, the function form of `SET`.
+//!
 //! # Stack depth
 //!
 //! libpg_query (PostgreSQL's parser and its parse-tree serialiser) recurses deeply, and this
@@ -130,9 +137,9 @@ use std::ops::Range;
 
 pub use copy::{analyze_copy, CopyColumn, CopyDirection, CopyFormat, CopyOptions, CopyPlan};
 pub use error::{Reason, SqlError};
+pub use pgseal_value::LogicalType;
 pub use set_config::{set_config_calls, SetConfigCall};
 pub use template::{PlanTemplate, TemplateKey};
-pub use pgseal_value::LogicalType;
 
 /// The proxy's view of the database schema, as PostgreSQL would resolve names in this session.
 pub trait Catalog {
@@ -267,6 +274,26 @@ pub struct StatementPlan {
 }
 
 impl StatementPlan {
+    /// Moves every byte span of the plan by `offset`: for a plan of a statement analysed on
+    /// its own that lies at `offset` in a longer text.
+    pub fn offset_by(&mut self, offset: usize) {
+        let shift = |r: &mut Range<usize>| {
+            *r = r.start.saturating_add(offset)..r.end.saturating_add(offset);
+        };
+        shift(&mut self.span);
+        for literal in &mut self.literals {
+            shift(&mut literal.span);
+        }
+        for search in &mut self.searches {
+            shift(&mut search.span);
+            shift(&mut search.column_span);
+            search.term_spans.iter_mut().for_each(shift);
+        }
+        for (span, _) in &mut self.rewrites {
+            shift(span);
+        }
+    }
+
     /// The parameter use for `$number`, if it carries a value for an encrypted column.
     pub fn param(&self, number: u16) -> Option<&ParamUse> {
         self.params.iter().find(|p| p.number == number)

@@ -37,9 +37,7 @@ impl std::fmt::Debug for SetConfigCall {
                 .field("name", name)
                 .field("local", local)
                 .finish_non_exhaustive(),
-            SetConfigCall::Opaque { name } => {
-                f.debug_struct("Opaque").field("name", name).finish()
-            }
+            SetConfigCall::Opaque { name } => f.debug_struct("Opaque").field("name", name).finish(),
         }
     }
 }
@@ -103,7 +101,11 @@ fn whole_statement_call(tokens: &[(&ScanToken, &str)], at: usize) -> Option<SetC
         .map(|(_, t)| t.to_ascii_lowercase())
         .collect();
     let prefix_ok = matches!(
-        prefix.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        prefix
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
         ["select"] | ["select", "pg_catalog", "."]
     );
     if !prefix_ok {

@@ -10,7 +10,6 @@ use pgseal_sql::{analyze, rewrite, Literal, SqlError, StatementPlan, ValueRole};
 mod case_list;
 use case_list::*;
 
-
 fn literal_text(value: &Literal) -> String {
     match value {
         Literal::Text(t) => format!("t:{t}"),

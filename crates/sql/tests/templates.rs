@@ -50,9 +50,19 @@ const EXTRA: &[&str] = &[
 /// Replacement texts for a constant token of each kind.
 fn alternatives(token: i32, text: &str) -> Vec<String> {
     if token == Token::Sconst as i32 && text.starts_with('\'') {
-        vec!["''".into(), "'a much longer value, with ''quotes'''".into(), "'é'".into()]
+        vec![
+            "''".into(),
+            "'a much longer value, with ''quotes'''".into(),
+            "'é'".into(),
+        ]
     } else if token == Token::Iconst as i32 {
-        vec!["0".into(), "1".into(), "7".into(), "123456".into(), "0042".into()]
+        vec![
+            "0".into(),
+            "1".into(),
+            "7".into(),
+            "123456".into(),
+            "0042".into(),
+        ]
     } else if token == Token::Fconst as i32 {
         vec!["1.25".into(), "9999999999".into(), "2e-3".into()]
     } else {
@@ -93,7 +103,11 @@ fn render(sql: &str, analysis: &Analysis) -> String {
     for plan in &analysis.statements {
         out.push_str(&format!(
             "plan {:?} {:?} touches={} ddl={} max_param={} params={:?}\n",
-            plan.span, plan.kind, plan.touches_encrypted, plan.invalidates_schema, plan.max_param,
+            plan.span,
+            plan.kind,
+            plan.touches_encrypted,
+            plan.invalidates_schema,
+            plan.max_param,
             plan.params
         ));
         for literal in &plan.literals {
@@ -104,7 +118,10 @@ fn render(sql: &str, analysis: &Analysis) -> String {
                 literal.role,
                 literal_text(&literal.value)
             ));
-            replacements.push((literal.span.clone(), format!("<{}>", literal_text(&literal.value))));
+            replacements.push((
+                literal.span.clone(),
+                format!("<{}>", literal_text(&literal.value)),
+            ));
         }
         for search in &plan.searches {
             let terms: Vec<String> = search
@@ -162,7 +179,9 @@ fn check(sql: &str, options: AnalyzeOptions, tally: &mut Tally) {
             render(sql, &fresh),
             render(sql, &other)
         )),
-        None => tally.failures.push(format!("{sql}\n  its own template does not apply")),
+        None => tally
+            .failures
+            .push(format!("{sql}\n  its own template does not apply")),
     }
     for n in 0..4 {
         let Some(text) = variant(sql, n) else { break };
@@ -197,7 +216,10 @@ fn templates_match_fresh_analysis() {
         instances: 0,
         failures: Vec::new(),
     };
-    let texts = case_list::CASES.iter().map(|(sql, _)| *sql).chain(EXTRA.iter().copied());
+    let texts = case_list::CASES
+        .iter()
+        .map(|(sql, _)| *sql)
+        .chain(EXTRA.iter().copied());
     for sql in texts {
         for equality_search in [false, true] {
             check(sql, AnalyzeOptions { equality_search }, &mut tally);
@@ -217,10 +239,12 @@ fn templates_match_fresh_analysis() {
 #[test]
 fn keys_abstract_only_plain_constants() {
     let a = TemplateKey::of("SELECT * FROM t WHERE a = 1 AND b = 'x' AND c = 1.5").expect("scans");
-    let b = TemplateKey::of("SELECT * FROM t WHERE a = 22 AND b = 'yy' AND c = 2.75").expect("scans");
+    let b =
+        TemplateKey::of("SELECT * FROM t WHERE a = 22 AND b = 'yy' AND c = 2.75").expect("scans");
     assert_eq!(a.as_str(), b.as_str());
     // A string and a number are different kinds.
-    let c = TemplateKey::of("SELECT * FROM t WHERE a = '1' AND b = 'x' AND c = 1.5").expect("scans");
+    let c =
+        TemplateKey::of("SELECT * FROM t WHERE a = '1' AND b = 'x' AND c = 1.5").expect("scans");
     assert_ne!(a.as_str(), c.as_str());
     // Escape strings, dollar quotes, booleans and NULL stay as written.
     for (x, y) in [
@@ -230,7 +254,10 @@ fn keys_abstract_only_plain_constants() {
         ("SELECT NULL", "SELECT 1"),
         ("SELECT 'a'\n'b'", "SELECT 'a'\n'c'"),
     ] {
-        let (x, y) = (TemplateKey::of(x).expect("scans"), TemplateKey::of(y).expect("scans"));
+        let (x, y) = (
+            TemplateKey::of(x).expect("scans"),
+            TemplateKey::of(y).expect("scans"),
+        );
         assert_ne!(x.as_str(), y.as_str());
     }
     assert!(TemplateKey::of("SELECT 1\0").is_none());

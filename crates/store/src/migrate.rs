@@ -28,6 +28,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_inlinable_checks",
         sql: include_str!("migrations/0003_inlinable_checks.sql"),
     },
+    Migration {
+        name: "0004_cutover_pending",
+        sql: include_str!("migrations/0004_cutover_pending.sql"),
+    },
 ];
 
 /// The schema version this pgseal creates and requires: the number of migrations.

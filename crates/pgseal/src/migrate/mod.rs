@@ -20,8 +20,13 @@
 //!    written with a compare-and-swap: `WHERE ctid = … AND <binary form of column> = <what was
 //!    read> AND shadow IS NULL`. A row changed in between is skipped and picked up by the
 //!    catch-up passes that follow. `max_rows_per_second` limits the rate.
-//! 3. **Cutover** (one transaction, `ACCESS EXCLUSIVE` with `lock_timeout`, retried with
-//!    backoff): the few rows still missing are converted under the lock, the trigger is
+//! 3. **Cutover**, announced first: `cutover_pending_until` is set on the migration's row
+//!    (a deadline) with `NOTIFY pgseal_catalog`, and the migration waits `proxy_grace`, so every
+//!    proxy holds new statements on the table until the cutover commits (which clears the
+//!    mark) — none analysed with the old column runs against the new one. Then one
+//!    transaction (`ACCESS EXCLUSIVE` with `lock_timeout`, retried with backoff; before each
+//!    backoff the announcement is withdrawn, releasing the held statements, and it is made
+//!    again before the next attempt): the few rows still missing are converted under the lock, the trigger is
 //!    dropped, the old column is dropped and the shadow renamed to the column's name; the
 //!    column registry (`pgseal.columns`) follows, so the shadow's column id — bound into every
 //!    ciphertext — is the column's id; `NOT NULL` comes back as a `NOT VALID` check.
@@ -874,7 +879,15 @@ async fn cutover(
         ))
     })?;
     let mut retry = LockRetry::new(options);
+    // Announcing is pointless without a grace period for proxies to see it.
+    let announce = !options.proxy_grace.is_zero();
     loop {
+        if announce {
+            announce_cutover(client, record, options).await?;
+            observer.phase(MigrationPhase::WaitingForProxies);
+            tokio::time::sleep(options.proxy_grace).await;
+            observer.phase(MigrationPhase::CuttingOver);
+        }
         let tx = retry.begin(client).await?;
         let result = async {
             tx.batch_execute(&format!(
@@ -897,10 +910,64 @@ async fn cutover(
             Ok((written, locked.elapsed()))
         }
         .await;
+        if announce {
+            if let Err(error) = &result {
+                // The cutover did not happen (its transaction rolled back, taking nothing with
+                // it): release the statements proxies hold before backing off. If this fails
+                // too, the mark's deadline releases them.
+                if let Err(withdraw) = withdraw_cutover(client, record).await {
+                    if is_lock_timeout(error) {
+                        return Err(withdraw);
+                    }
+                }
+            }
+        }
         if let Some((rows, held)) = retry.outcome(result).await? {
             return Ok((retry.attempt, held, rows));
         }
     }
+}
+
+/// How long past the grace period and the lock timeout an announced cutover may still take
+/// (converting the last rows, the DDL, the commit) before proxies stop holding statements for
+/// it: what bounds the hold if the migration is killed mid-cutover.
+const CUTOVER_ANNOUNCEMENT_MARGIN: Duration = Duration::from_secs(20);
+
+/// Marks the cutover as pending (`cutover_pending_until`) and tells proxies, in one
+/// transaction. Proxies that load the mark hold new statements on the table until the cutover
+/// commits (it clears the mark) or the mark is withdrawn or expires.
+async fn announce_cutover(
+    client: &mut Client,
+    record: &Record,
+    options: &MigrationOptions,
+) -> Result<(), Error> {
+    let window = options.proxy_grace + options.lock_timeout + CUTOVER_ANNOUNCEMENT_MARGIN;
+    let millis = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let tx = client.transaction().await?;
+    tx.execute(
+        "UPDATE pgseal.column_migrations
+         SET cutover_pending_until = clock_timestamp() + $2::int8 * interval '1 millisecond'
+         WHERE migration_id = $1",
+        &[&record.id, &millis],
+    )
+    .await?;
+    tx.batch_execute(&notify_sql()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Clears the pending-cutover mark and tells proxies, in one transaction.
+async fn withdraw_cutover(client: &mut Client, record: &Record) -> Result<(), Error> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "UPDATE pgseal.column_migrations SET cutover_pending_until = NULL
+         WHERE migration_id = $1",
+        &[&record.id],
+    )
+    .await?;
+    tx.batch_execute(&notify_sql()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn cutover_ddl(
@@ -964,6 +1031,7 @@ async fn cutover_ddl(
     tx.execute(
         "UPDATE pgseal.column_migrations
          SET phase = CASE WHEN $2 THEN 'validating' ELSE 'done' END, updated_at = now(),
+             cutover_pending_until = NULL,
              finished_at = CASE WHEN $2 THEN NULL ELSE now() END
          WHERE migration_id = $1",
         &[&record.id, &needs_finish],

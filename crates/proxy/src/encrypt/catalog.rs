@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgseal::{AuditLog, Keyring, MasterKeyring};
 use pgseal_sql::{ColumnRef, EncryptedColumnInfo, LogicalType, TableRef};
@@ -61,6 +61,29 @@ pub(crate) struct DbCatalog {
     encrypted_names: HashSet<String>,
     encrypted: HashMap<(u32, i16), ColumnCrypto>,
     keyring: Option<Keyring>,
+    /// Relation OIDs by lower-cased name (any schema): what a statement's text may refer to.
+    by_bare_name: HashMap<String, Vec<u32>>,
+    /// Tables with an unfinished column migration (`pgseal encrypt-column`/`decrypt-column`).
+    migrating: HashMap<u32, MigratingTable>,
+}
+
+/// A table whose column is being migrated, as the cutover hold sees it (`cutover.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct MigratingTable {
+    /// Lower-cased names of the table and of the views that depend on it: a statement whose
+    /// text names none of them does not touch the table.
+    pub(crate) names: Vec<String>,
+    /// Until when the migration announced its cutover (the cutover clears the mark when it
+    /// commits); `None` or past: no cutover pending.
+    pub(crate) cutover_until: Option<Instant>,
+}
+
+impl MigratingTable {
+    /// Whether a cutover of this table is announced and not yet done or withdrawn.
+    pub(crate) fn cutover_pending(&self) -> bool {
+        self.cutover_until
+            .is_some_and(|until| until > Instant::now())
+    }
 }
 
 impl std::fmt::Debug for DbCatalog {
@@ -85,6 +108,46 @@ impl DbCatalog {
             .as_ref()?
             .by_id(column_id)
             .map(|sealed| &sealed.cipher)
+    }
+
+    /// Tables with an unfinished column migration, by OID.
+    pub(crate) fn migrating(&self) -> &HashMap<u32, MigratingTable> {
+        &self.migrating
+    }
+
+    /// The relations whose (lower-cased, unqualified) name is `name`.
+    pub(crate) fn relations_named(&self, name: &str) -> &[u32] {
+        self.by_bare_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether relation `oid` has the same columns (names, positions, encryption and keys)
+    /// here and in `other`: a statement prepared with one catalog still fits the other.
+    pub(crate) fn same_relation(&self, other: &DbCatalog, oid: u32) -> bool {
+        match (self.relations.get(&oid), other.relations.get(&oid)) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.columns.len() == b.columns.len()
+                    && a.columns.iter().zip(&b.columns).all(|(x, y)| {
+                        x.name == y.name && x.attnum == y.attnum && x.encrypted == y.encrypted
+                    })
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether relation `oid` has the same column names in the same order here and in `other`:
+    /// a `*` over it expands the same way in both.
+    pub(crate) fn same_column_order(&self, other: &DbCatalog, oid: u32) -> bool {
+        match (self.relations.get(&oid), other.relations.get(&oid)) {
+            (Some(a), Some(b)) => {
+                a.columns.len() == b.columns.len()
+                    && a.columns
+                        .iter()
+                        .zip(&b.columns)
+                        .all(|(x, y)| x.name == y.name)
+            }
+            (a, b) => a.is_none() && b.is_none(),
+        }
     }
 
     /// Resolves `name` along `search_path` as PostgreSQL does (the implicit `pg_catalog`
@@ -175,6 +238,12 @@ impl DbHandle {
     /// A receiver to wait for newer snapshots.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.snapshot.clone()
+    }
+
+    /// The generation that reflects every reload asked for so far: a session that waits for
+    /// it sees whatever an earlier schema change (by any session) or announcement asked for.
+    pub(crate) fn latest_request(&self) -> u64 {
+        self.requested.load(Ordering::SeqCst)
     }
 
     /// Asks for a reload; returns the generation that will reflect everything committed
@@ -530,8 +599,34 @@ async fn load_catalog(
         .await
         .map_err(db_error)?
         .get(0);
-    let keyring = if has_schema {
+    if has_schema {
+        // Writes (creates missing keys), so in its own transaction, before the snapshot.
         pgseal::ensure_data_keys(client, master, audit).await?;
+    }
+    // Everything else from one snapshot: read piecemeal, a cutover committing in between
+    // (a column renamed, its registration moved) would give a catalog that never existed.
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(db_error)?;
+    let loaded = load_snapshot(client, database, has_schema, master, audit).await;
+    let end = if loaded.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    // A failed COMMIT/ROLLBACK fails the load too: the caller then drops the connection.
+    let ended = client.batch_execute(end).await.map_err(db_error);
+    let catalog = loaded?;
+    ended?;
+    Ok(catalog)
+}
+
+/// The body of [`load_catalog`], run inside its read-only snapshot transaction.
+async fn load_snapshot(
+    client: &mut Client,
+    database: String,
+    has_schema: bool,
+    master: &MasterKeyring,
+    audit: &AuditLog,
+) -> Result<DbCatalog, pgseal::Error> {
+    let keyring = if has_schema {
         Some(Keyring::load(client, master, audit).await?)
     } else {
         None
@@ -664,6 +759,24 @@ async fn load_catalog(
         resolve_view_columns(client, &mut relations, &mut encrypted, view_columns).await?;
     }
 
+    let migrating = if has_schema {
+        // The migrations table has the columns read below from schema version 4 on: an older
+        // schema fails with the store's error, which says to run `pgseal init`.
+        pgseal_store::check_schema(&*client)
+            .await
+            .map_err(pgseal::Error::from)?;
+        load_migrating(client).await?
+    } else {
+        HashMap::new()
+    };
+    let mut by_bare_name: HashMap<String, Vec<u32>> = HashMap::new();
+    for (oid, relation) in &relations {
+        by_bare_name
+            .entry(relation.name.to_lowercase())
+            .or_default()
+            .push(*oid);
+    }
+
     let encrypted_names = relations
         .values()
         .filter(|r| r.columns.iter().any(|c| c.encrypted.is_some()))
@@ -677,7 +790,60 @@ async fn load_catalog(
         encrypted_names,
         encrypted,
         keyring,
+        by_bare_name,
+        migrating,
     })
+}
+
+/// The tables with an unfinished column migration, the names a statement may reach each by
+/// (the table and the views depending on it), and any announced cutover.
+async fn load_migrating(client: &Client) -> Result<HashMap<u32, MigratingTable>, pgseal::Error> {
+    // The remaining time is computed by the server (its clock set the mark), so the proxy's
+    // clock only measures the wait from here.
+    let rows = client
+        .query(
+            "SELECT m.table_oid, \
+                    lower(c.relname::text), \
+                    COALESCE((SELECT array_agg(DISTINCT lower(v.relname::text)) \
+                              FROM pg_depend d \
+                              JOIN pg_rewrite r ON r.oid = d.objid \
+                              JOIN pg_class v ON v.oid = r.ev_class \
+                              WHERE d.classid = 'pg_rewrite'::regclass \
+                                AND d.refclassid = 'pg_class'::regclass \
+                                AND d.refobjid = m.table_oid \
+                                AND r.ev_class <> m.table_oid), '{}'), \
+                    (EXTRACT(EPOCH FROM (max(m.cutover_pending_until) \
+                                         - clock_timestamp())) * 1000)::int8 \
+             FROM pgseal.column_migrations m \
+             JOIN pg_class c ON c.oid = m.table_oid \
+             WHERE m.phase = 'backfill' \
+             GROUP BY m.table_oid, c.relname",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    let now = Instant::now();
+    let mut migrating = HashMap::new();
+    for row in rows {
+        let oid: u32 = row.get(0);
+        let table: String = row.get(1);
+        let mut names: Vec<String> = row.get(2);
+        names.push(table);
+        let remaining: Option<i64> = row.get(3);
+        let cutover_until = remaining
+            .and_then(|ms| u64::try_from(ms).ok())
+            .filter(|ms| *ms > 0)
+            // Bounded whatever the row says: a hold never outlives a minute.
+            .map(|ms| now + Duration::from_millis(ms.min(60_000)));
+        migrating.insert(
+            oid,
+            MigratingTable {
+                names,
+                cutover_until,
+            },
+        );
+    }
+    Ok(migrating)
 }
 
 /// Maps each view column of a pgseal domain type to the encrypted columns it may come from:

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pgseal_sql::{
-    Analysis, EncryptedColumnInfo, Literal, SearchUse, SearchValue, SqlError, StatementKind,
-    TemplateKey, ValueRole,
+    set_config_calls, Analysis, EncryptedColumnInfo, Literal, SearchUse, SearchValue,
+    SetConfigCall, SqlError, StatementKind, TemplateKey, ValueRole,
 };
 use pgseal_value::{
     assign, decode_binary, decode_canonical, encode_binary, encode_canonical, format_text,
@@ -29,10 +29,13 @@ use super::analyzer::analyze_deep;
 use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SnapshotState};
 use super::copy::{self, CopyState};
 use super::settings::{
-    parse_options, parse_search_path, parse_setting, SettingChange, DEFAULT_SEARCH_PATH,
+    parse_control, parse_options, parse_search_path, tracked, Control, SettingChange, Tracker,
+    Values, DEFAULT_SEARCH_PATH,
 };
 use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
 
+#[path = "cutover.rs"]
+mod cutover;
 #[path = "plan_cache.rs"]
 mod plan_cache;
 use plan_cache::PlanCache;
@@ -192,6 +195,8 @@ struct Statement {
     invalidates_schema: bool,
     /// The result columns, once a `Describe` of the statement told them (empty: no rows).
     fields: Option<Vec<FieldDescription>>,
+    /// What it was prepared from, to prepare it again after a column migration (cutover.rs).
+    origin: cutover::Origin,
 }
 
 /// Where a portal's result plan lands once known (at `Bind`, or from a `Describe`).
@@ -237,6 +242,9 @@ enum Expect {
     Query {
         invalidates_schema: bool,
     },
+    /// `CloseComplete` or `ParseComplete` of a statement the proxy prepared again
+    /// (cutover.rs): not the client's.
+    Reprepared,
 }
 
 impl Expect {
@@ -256,6 +264,10 @@ pub(crate) struct EncryptHook {
     /// Settings under which values cannot be read or written faithfully (name → why).
     settings_errors: HashMap<String, String>,
     search_path: Vec<String>,
+    /// `search_path`, `extra_float_digits`, `bytea_output` through transactions.
+    tracker: Tracker,
+    /// The tracked values `search_path` and `settings` were last made from.
+    applied: Option<Values>,
     standard_strings: bool,
     cache: PlanCache,
     statements: HashMap<String, Statement>,
@@ -269,6 +281,8 @@ pub(crate) struct EncryptHook {
     reload_at_ready: bool,
     /// `COPY` with encrypted columns, carried row by row (`copy.rs`).
     copy: CopyState,
+    /// Column-migration cutovers: held statements, touched tables (`cutover.rs`).
+    cutover: cutover::CutoverState,
 }
 
 impl EncryptHook {
@@ -281,6 +295,8 @@ impl EncryptHook {
             settings: SessionSettings::default(),
             settings_errors: HashMap::new(),
             search_path: parse_search_path(DEFAULT_SEARCH_PATH, &user),
+            tracker: Tracker::default(),
+            applied: None,
             user,
             standard_strings: true,
             cache: PlanCache::default(),
@@ -292,6 +308,7 @@ impl EncryptHook {
             withholding: false,
             reload_at_ready: false,
             copy: CopyState::default(),
+            cutover: cutover::CutoverState::default(),
         };
         for (name, value) in session.parameters() {
             hook.apply_reported(name, value);
@@ -304,9 +321,12 @@ impl EncryptHook {
                 startup.push((name.to_ascii_lowercase(), value.clone()));
             }
         }
+        let mut values = Values::default();
         for (name, value) in startup {
-            hook.apply_change(&SettingChange::Set { name, value });
+            values.set(&name, &value);
         }
+        hook.tracker = Tracker::new(values);
+        hook.sync_settings();
         hook
     }
 
@@ -326,36 +346,60 @@ impl EncryptHook {
         }
     }
 
-    fn apply_change(&mut self, change: &SettingChange) {
-        match change {
-            SettingChange::Set { name, value } => match name.as_str() {
-                "search_path" => {
-                    self.search_path = parse_search_path(value, &self.user);
-                    self.cache.clear();
-                }
-                "extra_float_digits" | "bytea_output" => self.apply_reported(name, value),
-                _ => {}
-            },
-            SettingChange::Reset { name } => self.reset(name),
-            SettingChange::ResetAll => {
-                for name in ["search_path", "extra_float_digits", "bytea_output"] {
-                    self.reset(name);
+    /// Makes `search_path` and the value settings follow the tracked values in effect.
+    fn sync_settings(&mut self) {
+        let current = self.tracker.current().clone();
+        let before = self.applied.take();
+        if before.as_ref().map(|v| &v.search_path) != Some(&current.search_path) {
+            self.search_path = parse_search_path(&current.search_path, &self.user);
+            self.cache.clear();
+        }
+        if before.as_ref().map(|v| &v.extra_float_digits) != Some(&current.extra_float_digits) {
+            self.apply_reported("extra_float_digits", &current.extra_float_digits);
+        }
+        if before.as_ref().map(|v| &v.bytea_output) != Some(&current.bytea_output) {
+            self.apply_reported("bytea_output", &current.bytea_output);
+        }
+        self.applied = Some(current);
+    }
+
+    /// What the statements of `sql` do to tracked settings and the transaction, in order and
+    /// each with the index of its statement; refuses a `set_config` on a tracked setting
+    /// whose effect cannot be known.
+    fn controls(sql: &str, analysis: &Analysis) -> Result<Vec<(usize, Control)>, ErrorFields> {
+        let mut controls = Vec::new();
+        for (at, plan) in analysis.statements.iter().enumerate() {
+            let Some(text) = sql.get(plan.span.clone()) else {
+                continue;
+            };
+            if matches!(plan.kind, StatementKind::Utility) {
+                controls.extend(parse_control(text).map(|c| (at, c)));
+            }
+            for call in set_config_calls(text) {
+                match call {
+                    SetConfigCall::Constant { name, value, local } if tracked(&name) => {
+                        let set = SettingChange::Set { name, value, local };
+                        controls.push((at, Control::Setting(set)));
+                    }
+                    SetConfigCall::Constant { .. } => {}
+                    SetConfigCall::Opaque { name: Some(name) } if !tracked(&name) => {}
+                    _ => {
+                        return Err(ErrorFields::error(
+                            "0A000",
+                            "the pgseal proxy cannot follow this set_config() call: \
+                             search_path, extra_float_digits and bytea_output may only be \
+                             changed by set_config() with constant arguments, alone in \
+                             their statement",
+                        )
+                        .hint(
+                            "use SET [LOCAL] name = value, or \
+                             SELECT set_config('name', 'value', false|true) on its own",
+                        ))
+                    }
                 }
             }
         }
-    }
-
-    fn reset(&mut self, name: &str) {
-        let default = match name {
-            "search_path" => DEFAULT_SEARCH_PATH,
-            "extra_float_digits" => "1",
-            "bytea_output" => "hex",
-            _ => return,
-        };
-        self.apply_change(&SettingChange::Set {
-            name: name.to_owned(),
-            value: default.to_owned(),
-        });
+        Ok(controls)
     }
 
     /// The catalog to judge a statement with, or the error that refuses it (fail closed).
@@ -378,6 +422,78 @@ impl EncryptHook {
         sql: &str,
         catalog: &Arc<DbCatalog>,
     ) -> Result<Arc<Analysis>, ErrorFields> {
+        let analysis = self.analyze_text(sql, catalog)?;
+        let controls = Self::controls(sql, &analysis)?;
+        if controls.is_empty() {
+            if analysis.touches_encrypted() {
+                self.check_can_encrypt()?;
+            }
+            return Ok(analysis);
+        }
+        // A refused text never reaches the server: its setting changes must not count.
+        let saved = self.tracker.clone();
+        let result = self.apply_controls(sql, catalog, analysis, &controls);
+        if result.is_err() {
+            self.tracker = saved;
+            self.sync_settings();
+        }
+        result
+    }
+
+    /// Applies `controls` (of `sql`'s statements) to the tracked settings; statements after a
+    /// change are analysed again with the settings they will run with.
+    fn apply_controls(
+        &mut self,
+        sql: &str,
+        catalog: &Arc<DbCatalog>,
+        analysis: Arc<Analysis>,
+        controls: &[(usize, Control)],
+    ) -> Result<Arc<Analysis>, ErrorFields> {
+        let last = analysis.statements.len().saturating_sub(1);
+        let analysis = if controls.iter().any(|(at, _)| *at < last) {
+            // A statement changes settings or ends a transaction before others in the same
+            // text: each later statement is analysed with the settings it will run with.
+            let mut statements = Vec::with_capacity(analysis.statements.len());
+            let mut changed = false;
+            for (at, plan) in analysis.statements.iter().enumerate() {
+                if changed {
+                    let text = sql.get(plan.span.clone()).ok_or_else(|| {
+                        ErrorFields::error("XX000", "the pgseal proxy misread a statement's span")
+                    })?;
+                    let part = self.analyze_text(text, catalog)?;
+                    for mut part_plan in part.statements.iter().cloned() {
+                        part_plan.offset_by(plan.span.start);
+                        statements.push(part_plan);
+                    }
+                } else {
+                    statements.push(plan.clone());
+                }
+                for (_, control) in controls.iter().filter(|(of, _)| *of == at) {
+                    self.tracker.apply(control);
+                    changed = true;
+                }
+                self.sync_settings();
+            }
+            Arc::new(Analysis { statements })
+        } else {
+            for (_, control) in controls {
+                self.tracker.apply(control);
+            }
+            self.sync_settings();
+            analysis
+        };
+        if analysis.touches_encrypted() {
+            self.check_can_encrypt()?;
+        }
+        Ok(analysis)
+    }
+
+    /// The analysis of `sql` with the session's `search_path`, from the caches if it can.
+    fn analyze_text(
+        &mut self,
+        sql: &str,
+        catalog: &Arc<DbCatalog>,
+    ) -> Result<Arc<Analysis>, ErrorFields> {
         self.cache.sync_catalog(catalog);
         let analysis = match self.cache.by_text(sql) {
             Some(cached) => cached,
@@ -395,18 +511,7 @@ impl EncryptHook {
                 }
             }
         };
-        let analysis = analysis.map_err(|refusal| refusal_fields(&refusal))?;
-        for plan in &analysis.statements {
-            if matches!(plan.kind, StatementKind::Utility) {
-                if let Some(change) = sql.get(plan.span.clone()).and_then(parse_setting) {
-                    self.apply_change(&change);
-                }
-            }
-        }
-        if analysis.touches_encrypted() {
-            self.check_can_encrypt()?;
-        }
-        Ok(analysis)
+        analysis.map_err(|refusal| refusal_fields(&refusal))
     }
 
     fn check_can_encrypt(&self) -> Result<(), ErrorFields> {
@@ -430,7 +535,7 @@ impl EncryptHook {
         match frame.tag {
             Query::TAG => self.on_query(frame),
             Parse::TAG => self.on_parse(frame),
-            Bind::TAG => self.on_bind(frame),
+            Bind::TAG => self.on_bind_current(frame),
             Describe::TAG => {
                 let describe = Describe::decode(&frame.body).map_err(protocol)?;
                 match describe.kind {
@@ -770,6 +875,7 @@ impl EncryptHook {
             declared,
             invalidates_schema: analysis.invalidates_schema(),
             fields: None,
+            origin: cutover::Origin::new(&parse, &catalog),
         };
         let replaced = !parse.name.is_empty() && self.statements.contains_key(&parse.name);
         if !replaced {
@@ -997,6 +1103,14 @@ impl EncryptHook {
     }
 
     fn backend_message(&mut self, frame: Frame) -> Result<BackendVerdict, ErrorFields> {
+        // Settled before anything is withheld: the server ran the statements either way.
+        if frame.tag == COMMAND_COMPLETE_TAG {
+            let tag = frame.body.split(|b| *b == 0).next().unwrap_or_default();
+            self.tracker
+                .on_command_complete(std::str::from_utf8(tag).unwrap_or_default());
+        } else if frame.tag == ERROR_RESPONSE_TAG {
+            self.tracker.on_error();
+        }
         if frame.tag == ReadyForQuery::TAG {
             self.on_ready(&frame);
             self.copy.on_ready();
@@ -1017,6 +1131,10 @@ impl EncryptHook {
         }
         match frame.tag {
             PARSE_COMPLETE_TAG | BIND_COMPLETE_TAG | CLOSE_COMPLETE_TAG => {
+                if matches!(self.expect.front(), Some(Expect::Reprepared)) {
+                    self.expect.pop_front();
+                    return Ok(BackendVerdict::Replace(Vec::new()));
+                }
                 if !self.front_is_query() {
                     self.expect.pop_front();
                 }
@@ -1091,10 +1209,13 @@ impl EncryptHook {
         self.withholding = false;
         self.simple_result = None;
         if let Ok(ready) = ReadyForQuery::decode(&frame.body) {
-            if ready.status == TransactionStatus::Idle {
+            let idle = ready.status == TransactionStatus::Idle;
+            if idle {
                 // Transaction end destroys every portal.
                 self.portals.clear();
             }
+            self.tracker.on_ready(idle);
+            self.sync_settings();
         }
         if std::mem::take(&mut self.reload_at_ready) {
             self.needed = self.db.request_reload();
@@ -1290,11 +1411,13 @@ impl EncryptHook {
 }
 
 impl MessageHook for EncryptHook {
-    fn frontend(&mut self, _session: &SessionState, frame: Frame) -> FrontendVerdict {
+    fn frontend(&mut self, session: &SessionState, frame: Frame) -> FrontendVerdict {
         let tag = frame.tag;
+        self.note_frontend(&frame, session);
         match self.frontend_message(frame) {
             Ok(verdict) => verdict,
             Err(fields) => {
+                self.cutover.on_rejected(tag);
                 if tag != Query::TAG && tag != FUNCTION_CALL_TAG {
                     // The connection layer skips to Sync and sends it: its ReadyForQuery ends
                     // this cycle. A rejected Parse leaves no unnamed statement behind.
@@ -1307,6 +1430,7 @@ impl MessageHook for EncryptHook {
     }
 
     fn backend(&mut self, _session: &SessionState, frame: Frame) -> BackendVerdict {
+        self.cutover.on_backend(&frame);
         match self.backend_message(frame) {
             Ok(verdict) => verdict,
             Err(fields) => {
@@ -1322,15 +1446,20 @@ impl MessageHook for EncryptHook {
         }
     }
 
-    fn wait_before_frontend(&mut self) -> Option<HookWait> {
+    fn wait_before_frontend(&mut self, frame: &Frame) -> Option<HookWait> {
         if self.gave_up.swap(false, Ordering::SeqCst) {
             // Waited long enough: judge with whatever is published (fail closed if nothing).
             self.needed = 0;
             return None;
         }
+        if matches!(frame.tag, Query::TAG | Parse::TAG) {
+            // A statement waits for every reload asked for before it (another session's DDL,
+            // an announced cutover), as the session that made the change does.
+            self.needed = self.needed.max(self.db.latest_request());
+        }
         let needed = self.needed;
         if is_ready(&self.db.snapshot(), needed) {
-            return None;
+            return self.cutover_hold(frame);
         }
         let mut updates = self.db.subscribe();
         let gave_up = Arc::clone(&self.gave_up);

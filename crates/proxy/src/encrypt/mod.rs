@@ -11,24 +11,32 @@
 //! (`pgseal::ensure_data_keys`, which registers new columns and creates their keys, then
 //! `pgseal::Keyring::load`), and the OIDs of the `pgseal.*` domains. View columns of a pgseal
 //! domain type are mapped, through `pg_depend`, to the encrypted columns of that type the view
-//! reads; a value in such a column opens only with the key of one of them.
+//! reads; a value in such a column opens only with the key of one of them. Keys are created
+//! first, in their own transaction; everything else is read in one `REPEATABLE READ READ ONLY`
+//! transaction, so a load never mixes the states before and after a concurrent change (a
+//! column renamed by a migration's cutover while its keys move with it).
 //!
 //! The catalog is shared by all sessions of the database and replaced atomically. It is
 //! reloaded every [`EncryptionOptions::reload_interval`] (new columns and rotated keys made
 //! elsewhere appear without a restart) and after a session's statement that changes the schema
 //! completes: that session's next message waits (at most 30 s) for the reload, so
-//! `ALTER TABLE t ADD COLUMN c pgseal.text` through the proxy is usable at once. A failed
+//! `ALTER TABLE t ADD COLUMN c pgseal.text` through the proxy is usable at once. Every
+//! session's next statement (`Query` or `Parse`), and a new session's first, likewise waits for
+//! any reload asked for before it (another session's DDL, a `NOTIFY pgseal_catalog`), so a table
+//! created in one session is known in the next. A failed
 //! reload keeps the previous catalog. Until a database's first load succeeds, its sessions'
 //! statements are refused with SQLSTATE `57P03` (fail closed).
 //!
 //! Each session resolves names with its own `search_path` (startup `search_path` or
-//! `options=-c search_path=...`, `SET [SESSION] search_path`, `RESET`; default
-//! `"$user", public`; `pg_catalog` first unless listed).
+//! `options=-c search_path=...`, `SET [SESSION|LOCAL] search_path`, `RESET`, constant
+//! `set_config()`, undone by transaction ends and savepoints as PostgreSQL does (`settings.rs`);
+//! default `"$user", public`; `pg_catalog` first unless listed).
 //!
 //! # Statements
 //!
-//! Each statement text is analysed once per session by `pgseal-sql` (an LRU of 256 texts per
-//! session, cleared when the catalog or `search_path` changes) with 16 MiB of stack guaranteed
+//! Each statement text is analysed once per session by `pgseal-sql` (an LRU of 256 texts and
+//! one of 256 plan templates for texts differing only in constants, `plan_cache.rs`, cleared
+//! when the catalog or `search_path` changes) with 16 MiB of stack guaranteed
 //! (`analyzer.rs`: in place on large-stack threads, on a fresh stack segment otherwise).
 //! A refused statement never reaches the server: the client gets one `ErrorResponse` with the
 //! analysis's SQLSTATE and a message naming the column, then `ReadyForQuery`, and the
@@ -51,8 +59,9 @@
 //!   statement's columns are known at `Bind`; otherwise a `Describe` of the portal is
 //!   injected after the `Bind` and its answer withheld from the client.
 //! * **Settings** the server does not report (`extra_float_digits`, `bytea_output`,
-//!   `search_path`) are tracked from the startup packet and from top-level `SET`/`RESET`
-//!   statements (applied when sent; `SET LOCAL` and `set_config()` are not tracked).
+//!   `search_path`) are tracked from the startup packet, `SET [LOCAL]`/`RESET` and constant
+//!   `set_config()` (applied when sent, settled by the server's answers; a `set_config()` on
+//!   them that cannot be followed is refused).
 //!   Statements on encrypted columns are refused while `standard_conforming_strings` is off or a
 //!   setting cannot be honoured (a non-UTF8 `client_encoding`, a POSIX time zone with rules).
 //!
@@ -65,6 +74,20 @@
 //! message sent (marking the injected `Describe`s) pairs every response with its request
 //! through pipelines, `Execute` row limits with `PortalSuspended`, `Flush`, and errors (after
 //! which the server discards up to `Sync`, and so does the FIFO).
+//!
+//! # Column migrations (`cutover.rs`)
+//!
+//! The catalog also lists the tables with an unfinished `pgseal encrypt-column` /
+//! `decrypt-column` and the names that reach each (the table, views on it), with any announced
+//! cutover (`pgseal.column_migrations.cutover_pending_until`). While a cutover is announced, a
+//! `Query`, `Parse` or `Bind` whose statement text names the table waits, in its own session
+//! only, until a catalog without the announcement is loaded (or its deadline, 30 s at most,
+//! passes), then is analysed with that catalog: no statement analysed with the old column runs
+//! against the new one. A session whose open transaction already touched the table is not held
+//! (it holds a lock the cutover needs). A prepared statement whose tables' columns changed since
+//! it was prepared is prepared again before its next `Bind` (`Close` and `Parse` of the same
+//! name, with the current analysis; their replies withheld); not inside a failed transaction,
+//! where the server would refuse the `Parse`, but at its first `Bind` after.
 //!
 //! # Fail closed
 //!
@@ -86,8 +109,9 @@
 //! * A column made encrypted inside a transaction block that is still open is not known to
 //!   the proxy until the transaction commits; writes to it in that transaction reach the
 //!   server as plaintext and are rejected by the domain's `CHECK`.
-//! * Temporary tables are invisible to the control connection: a temporary table named like an
-//!   encrypted table is treated as that table.
+//! * Temporary tables are invisible to the control connection: statements that would put
+//!   encrypted values in one are refused (`0A000`); a temporary table named like an encrypted
+//!   table is treated as that table.
 //! * Equality search on searchable columns (the blind-index rewrite) is refused for now.
 
 mod analyzer;

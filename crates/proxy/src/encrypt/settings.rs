@@ -58,8 +58,11 @@ pub(crate) fn parse_control(statement: &str) -> Option<Control> {
         "commit" | "end" => {
             let rest: Vec<&str> = words[1..].iter().copied().filter(noise).collect();
             // `COMMIT PREPARED 'x'` ends another, prepared, transaction.
-            matches!(rest.as_slice(), [] | ["and", "chain"] | ["and", "no", "chain"])
-                .then_some(Control::Commit)
+            matches!(
+                rest.as_slice(),
+                [] | ["and", "chain"] | ["and", "no", "chain"]
+            )
+            .then_some(Control::Commit)
         }
         "prepare" if words.get(1) == Some(&"transaction") => Some(Control::Commit),
         "abort" => Some(Control::Rollback),
@@ -198,7 +201,7 @@ impl Values {
 }
 
 /// How a transaction-ending statement the session sent may settle the settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Pending {
     /// `COMMIT`: if the server answers `COMMIT`, these values are the session's.
     Commit(Values),
@@ -207,7 +210,7 @@ enum Pending {
 }
 
 /// The tracked settings of one session through transactions and savepoints.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Tracker {
     /// The values `RESET` returns to: PostgreSQL's defaults overridden by the startup packet.
     startup: Values,
@@ -270,7 +273,8 @@ impl Tracker {
                 self.session = self.startup.clone();
             }
             Control::Commit => {
-                self.pending.push_back(Pending::Commit(self.session.clone()));
+                self.pending
+                    .push_back(Pending::Commit(self.session.clone()));
                 self.committed = self.session.clone();
                 self.current = self.session.clone();
                 self.savepoints.clear();
@@ -311,6 +315,9 @@ impl Tracker {
         if let Some(Pending::Commit(values)) = self.pending.pop_front() {
             if committed {
                 self.confirmed = values;
+            } else {
+                // COMMIT of a failed transaction: it rolled back, as after an error.
+                self.failed = true;
             }
         }
     }
@@ -553,10 +560,22 @@ mod tests {
             parse_control("ROLLBACK TRANSACTION TO SAVEPOINT \"A b\""),
             Some(Control::RollbackTo("A b".into()))
         );
-        assert_eq!(parse_control("rollback to s1"), Some(Control::RollbackTo("s1".into())));
-        assert_eq!(parse_control("SAVEPOINT S1"), Some(Control::Savepoint("s1".into())));
-        assert_eq!(parse_control("RELEASE SAVEPOINT s1"), Some(Control::Release("s1".into())));
-        assert_eq!(parse_control("RELEASE s1"), Some(Control::Release("s1".into())));
+        assert_eq!(
+            parse_control("rollback to s1"),
+            Some(Control::RollbackTo("s1".into()))
+        );
+        assert_eq!(
+            parse_control("SAVEPOINT S1"),
+            Some(Control::Savepoint("s1".into()))
+        );
+        assert_eq!(
+            parse_control("RELEASE SAVEPOINT s1"),
+            Some(Control::Release("s1".into()))
+        );
+        assert_eq!(
+            parse_control("RELEASE s1"),
+            Some(Control::Release("s1".into()))
+        );
         assert_eq!(
             parse_control("DISCARD ALL"),
             Some(Control::Setting(SettingChange::ResetAll))

@@ -1,0 +1,372 @@
+//! Column-migration cutovers through the encrypting proxy: statements on a table whose cutover
+//! is announced wait for it (others do not, nor a transaction that already holds the table),
+//! and statements prepared before a cutover keep working after it, pipelined or not.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::config_for;
+use pgseal::migrate::{decrypt_column, encrypt_column, MigrationOptions, NoObserver};
+use pgseal::{AuditLog, MasterKey, MasterKeyring};
+use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
+use pgseal_testkit::{TestCluster, TestDatabase};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+
+struct Env {
+    db: TestDatabase,
+    admin: Client,
+    addr: SocketAddr,
+    stop: Arc<Notify>,
+    task: JoinHandle<Result<(), ProxyError>>,
+    master: MasterKeyring,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        self.task.abort();
+    }
+}
+
+impl Env {
+    async fn client(&self) -> Client {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            self.addr.port(),
+            self.db.name()
+        );
+        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
+            .await
+            .expect("connect through the encrypting proxy");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+}
+
+fn clone_master(ring: &MasterKeyring) -> MasterKeyring {
+    MasterKeyring::new(
+        MasterKey::from_base64("test", &ring.current().expose_base64()).expect("valid key"),
+        Vec::new(),
+    )
+}
+
+async fn setup() -> Env {
+    let cluster = TestCluster::shared();
+    let db = cluster.create_database().await;
+    let mut admin = db.connect().await;
+    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
+    pgseal::init(&mut admin, &master, &AuditLog::disabled())
+        .await
+        .expect("install pgseal");
+    admin
+        .batch_execute(
+            "CREATE TABLE accounts (id int PRIMARY KEY, secret text, note text);
+             INSERT INTO accounts SELECT i, 'initial-' || i, 'note' FROM generate_series(1, 100) i;
+             CREATE TABLE other (id int PRIMARY KEY);
+             INSERT INTO other VALUES (1);",
+        )
+        .await
+        .expect("schema");
+    let options = EncryptionOptions {
+        control_url: db.url().to_owned(),
+        master: clone_master(&master),
+        audit: AuditLog::disabled(),
+        // Long: the tests rely on NOTIFY, not on the interval.
+        reload_interval: Duration::from_secs(30),
+    };
+    let stop = Arc::new(Notify::new());
+    let stopped = Arc::clone(&stop);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(serve_encrypted(
+        config_for(cluster),
+        options,
+        move |addr| {
+            let _ = tx.send(addr);
+        },
+        async move { stopped.notified().await },
+    ));
+    let addr = rx.await.expect("the proxy is ready");
+    Env {
+        db,
+        admin,
+        addr,
+        stop,
+        task,
+        master,
+    }
+}
+
+/// Records an unfinished migration of `accounts.secret`, as `encrypt-column` does.
+async fn record_migration(admin: &Client) {
+    admin
+        .batch_execute(
+            "INSERT INTO pgseal.column_migrations (direction, table_oid, schema_name, table_name,
+                 column_name, shadow_name, source_type, target_type, not_null, phase)
+             VALUES ('encrypt', 'accounts'::regclass, 'public', 'accounts', 'secret',
+                 'secret__pgseal', 'text', 'pgseal.text', false, 'backfill');
+             NOTIFY pgseal_catalog;",
+        )
+        .await
+        .expect("record a migration");
+}
+
+/// Announces (or withdraws) the cutover of the recorded migration.
+async fn announce(admin: &Client, pending: bool) {
+    let value = if pending {
+        "clock_timestamp() + interval '20 seconds'"
+    } else {
+        "NULL"
+    };
+    admin
+        .batch_execute(&format!(
+            "UPDATE pgseal.column_migrations SET cutover_pending_until = {value};
+             NOTIFY pgseal_catalog;"
+        ))
+        .await
+        .expect("announce");
+}
+
+/// Long enough for the proxy to load a notified catalog (it takes ~100 ms).
+const SETTLE: Duration = Duration::from_millis(1500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_on_a_table_with_a_pending_cutover_wait_and_others_do_not() {
+    let env = setup().await;
+    record_migration(&env.admin).await;
+    // As `encrypt-column` waits after recording its migration: the proxy knows of it before
+    // the sessions below touch the table.
+    tokio::time::sleep(SETTLE).await;
+    let client = Arc::new(env.client().await);
+    let in_tx = env.client().await;
+    let prepared = client
+        .prepare("SELECT secret FROM accounts WHERE id = $1")
+        .await
+        .expect("prepare");
+    // A transaction that touched the table before the announcement holds a lock on it.
+    in_tx.batch_execute("BEGIN").await.expect("begin");
+    in_tx
+        .query_one("SELECT secret FROM accounts WHERE id = 1", &[])
+        .await
+        .expect("read in the transaction");
+    tokio::time::sleep(SETTLE).await;
+
+    announce(&env.admin, true).await;
+    tokio::time::sleep(SETTLE).await;
+
+    let held_simple = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move {
+            client
+                .simple_query("SELECT secret FROM accounts WHERE id = 2")
+                .await
+                .map(|_| ())
+        })
+    };
+    let another = env.client().await;
+    let held_prepared = {
+        let prepared = prepared.clone();
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.query_one(&prepared, &[&3i32]).await.map(|_| ()) })
+    };
+    // Other tables, other sessions: not held.
+    another
+        .query_one("SELECT id FROM other WHERE id = $1", &[&1i32])
+        .await
+        .expect("another table is not held");
+    another
+        .simple_query("SELECT 1")
+        .await
+        .expect("a statement on no table is not held");
+    // The transaction that already holds the table goes on: holding it would deadlock with
+    // the cutover's lock.
+    let row = tokio::time::timeout(
+        Duration::from_secs(10),
+        in_tx.query_one("SELECT secret FROM accounts WHERE id = 4", &[]),
+    )
+    .await
+    .expect("the transaction holding the table is not held")
+    .expect("read");
+    assert_eq!(row.get::<_, String>(0), "initial-4");
+    in_tx.batch_execute("COMMIT").await.expect("commit");
+
+    tokio::time::sleep(SETTLE).await;
+    assert!(
+        !held_simple.is_finished(),
+        "a simple query on the table waits"
+    );
+    assert!(
+        !held_prepared.is_finished(),
+        "a prepared statement on the table waits"
+    );
+
+    // Withdrawn (or done): the held statements run.
+    announce(&env.admin, false).await;
+    let simple = tokio::time::timeout(Duration::from_secs(10), held_simple)
+        .await
+        .expect("released")
+        .expect("task");
+    simple.expect("the held simple query succeeds");
+    let prepared = tokio::time::timeout(Duration::from_secs(10), held_prepared)
+        .await
+        .expect("released")
+        .expect("task");
+    prepared.expect("the held prepared statement succeeds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_prepared_before_a_cutover_are_prepared_again_after_it() {
+    let mut env = setup().await;
+    let client = env.client().await;
+    let update = client
+        .prepare("UPDATE accounts SET secret = $1 WHERE id = $2")
+        .await
+        .expect("prepare update");
+    let select = client
+        .prepare("SELECT secret FROM accounts WHERE id = $1")
+        .await
+        .expect("prepare select");
+    let both = client
+        .prepare("SELECT id, secret FROM accounts WHERE id = $1 OR secret = $2")
+        .await
+        .expect("prepare select by value");
+    // `*` expands to (id, secret, note) now, to (id, note, secret) after the cutover.
+    let star = client
+        .prepare("SELECT * FROM accounts WHERE id = $1")
+        .await
+        .expect("prepare select *");
+    client
+        .execute(&update, &[&"before", &1i32])
+        .await
+        .expect("update before");
+
+    let options = MigrationOptions {
+        proxy_grace: Duration::from_millis(800),
+        ..MigrationOptions::default()
+    };
+    let master = clone_master(&env.master);
+    encrypt_column(
+        &mut env.admin,
+        &master,
+        &AuditLog::disabled(),
+        "accounts",
+        "secret",
+        &options,
+        &NoObserver,
+    )
+    .await
+    .expect("encrypt-column");
+    tokio::time::sleep(SETTLE).await;
+
+    // The same statements, prepared with the plaintext column, work on the encrypted one.
+    let (wrote, read) = tokio::join!(
+        client.execute(&update, &[&"after", &1i32]),
+        client.query_one(&select, &[&1i32]),
+    );
+    assert_eq!(wrote.expect("pipelined update after the cutover"), 1);
+    assert_eq!(
+        read.expect("pipelined read after the cutover")
+            .get::<_, String>(0),
+        "after"
+    );
+    let row = client
+        .query_one(&select, &[&2i32])
+        .await
+        .expect("read after the cutover");
+    assert_eq!(row.get::<_, String>(0), "initial-2");
+    // Re-preparing the `*` would hand the client columns in another order than it was told:
+    // the server refuses the old statement instead, as it does without the proxy.
+    let refused = client
+        .query_one(&star, &[&2i32])
+        .await
+        .expect_err("a * whose columns moved");
+    assert_eq!(
+        refused.code().map(|c| c.code().to_owned()).as_deref(),
+        Some("0A000"),
+        "{refused}"
+    );
+    let stored: Vec<u8> = env
+        .admin
+        .query_one("SELECT secret::bytea FROM accounts WHERE id = 1", &[])
+        .await
+        .expect("raw value")
+        .get(0);
+    assert!(
+        !stored.windows(5).any(|w| w == b"after"),
+        "stored encrypted"
+    );
+    // An equality search on the now-encrypted column: re-prepared as a blind-index search, or
+    // refused if the column is not searchable, never answered from ciphertext compared with
+    // plaintext.
+    match client.query(&both, &[&3i32, &"after"]).await {
+        Ok(rows) => {
+            let mut ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+            ids.sort_unstable();
+            assert_eq!(ids, vec![1, 3]);
+        }
+        Err(err) => {
+            let code = err.code().map(|c| c.code().to_owned());
+            assert_eq!(code.as_deref(), Some("0A000"), "{err}");
+        }
+    }
+
+    // In a failed transaction the statement fails as PostgreSQL makes it, and works after.
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .batch_execute("SELECT 1/0")
+        .await
+        .expect_err("division by zero");
+    let aborted = client
+        .query_one(&select, &[&1i32])
+        .await
+        .expect_err("aborted transaction");
+    assert_eq!(
+        aborted.code().map(|c| c.code().to_owned()).as_deref(),
+        Some("25P02")
+    );
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(
+        client
+            .query_one(&select, &[&1i32])
+            .await
+            .expect("read after the rollback")
+            .get::<_, String>(0),
+        "after"
+    );
+
+    // And back: the statements follow the column to plaintext too.
+    decrypt_column(
+        &mut env.admin,
+        &master,
+        &AuditLog::disabled(),
+        "accounts",
+        "secret",
+        &options,
+        &NoObserver,
+    )
+    .await
+    .expect("decrypt-column");
+    tokio::time::sleep(SETTLE).await;
+    let (wrote, read) = tokio::join!(
+        client.execute(&update, &[&"plain again", &1i32]),
+        client.query_one(&select, &[&1i32]),
+    );
+    assert_eq!(wrote.expect("update after decrypt"), 1);
+    assert_eq!(
+        read.expect("read after decrypt").get::<_, String>(0),
+        "plain again"
+    );
+    let stored: String = env
+        .admin
+        .query_one("SELECT secret FROM accounts WHERE id = 1", &[])
+        .await
+        .expect("raw value")
+        .get(0);
+    assert_eq!(stored, "plain again");
+}

@@ -1,0 +1,393 @@
+//! Session settings through transactions, against a real PostgreSQL: `SET LOCAL`,
+//! `set_config()`, `ROLLBACK`, savepoints and failed implicit transactions change the
+//! `search_path` the proxy resolves tables with exactly as they change the server's. Two
+//! schemas hold a table `t`: in `enc` its column `v` is encrypted, in `plain` it is not, so a
+//! proxy that resolved the wrong one would either store plaintext in `enc.t` (which the
+//! domain's check rejects) or ciphertext in `plain.t` (which the test reads back).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::config_for;
+use pgseal::{AuditLog, MasterKey, MasterKeyring};
+use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
+use pgseal_testkit::{TestCluster, TestDatabase};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+struct Env {
+    db: TestDatabase,
+    addr: SocketAddr,
+    stop: Arc<Notify>,
+    task: JoinHandle<Result<(), ProxyError>>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        self.task.abort();
+    }
+}
+
+impl Env {
+    async fn client(&self) -> Client {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            self.addr.port(),
+            self.db.name()
+        );
+        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
+            .await
+            .expect("connect through the encrypting proxy");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+}
+
+async fn setup() -> Env {
+    let cluster = TestCluster::shared();
+    let db = cluster.create_database().await;
+    let mut admin = db.connect().await;
+    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
+    pgseal::init(&mut admin, &master, &AuditLog::disabled())
+        .await
+        .expect("install pgseal");
+    admin
+        .batch_execute(
+            "CREATE SCHEMA enc; CREATE SCHEMA plain;
+             CREATE TABLE enc.t (id int PRIMARY KEY, v pgseal.text);
+             CREATE TABLE plain.t (id int PRIMARY KEY, v text);",
+        )
+        .await
+        .expect("schema");
+    let options = EncryptionOptions {
+        control_url: db.url().to_owned(),
+        master: MasterKeyring::new(
+            MasterKey::from_base64("test", &master.current().expose_base64()).expect("valid key"),
+            Vec::new(),
+        ),
+        audit: AuditLog::disabled(),
+        reload_interval: Duration::from_millis(500),
+    };
+    let stop = Arc::new(Notify::new());
+    let stopped = Arc::clone(&stop);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(serve_encrypted(
+        config_for(cluster),
+        options,
+        move |addr| {
+            let _ = tx.send(addr);
+        },
+        async move { stopped.notified().await },
+    ));
+    let addr = rx.await.expect("the proxy is ready");
+    Env {
+        db,
+        addr,
+        stop,
+        task,
+    }
+}
+
+/// The first column of every row of a simple query.
+async fn column(client: &Client, sql: &str) -> Vec<Option<String>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row.get(0).map(str::to_owned)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where row `id` went, read directly from the server: `"enc"` (stored as a ciphertext) or
+/// `"plain:<value>"`.
+async fn stored(env: &Env, id: i32) -> Vec<String> {
+    let admin = env.db.connect().await;
+    let mut found = Vec::new();
+    let enc = admin
+        .query("SELECT v::bytea FROM enc.t WHERE id = $1", &[&id])
+        .await
+        .expect("read enc.t");
+    for row in enc {
+        let bytes: Vec<u8> = row.get(0);
+        assert!(!bytes.is_empty());
+        found.push("enc".to_owned());
+    }
+    let plain = admin
+        .query("SELECT v FROM plain.t WHERE id = $1", &[&id])
+        .await
+        .expect("read plain.t");
+    for row in plain {
+        let value: String = row.get(0);
+        found.push(format!("plain:{value}"));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_local_lasts_until_the_transaction_ends() {
+    let env = setup().await;
+    let client = env.client().await;
+    client
+        .batch_execute("SET search_path = plain")
+        .await
+        .expect("set");
+
+    // SET LOCAL inside a transaction: the statements in it resolve `enc.t`.
+    client
+        .batch_execute("BEGIN; SET LOCAL search_path = enc, public")
+        .await
+        .expect("begin");
+    client
+        .batch_execute("INSERT INTO t VALUES (1, 'inside')")
+        .await
+        .expect("insert inside the transaction");
+    assert_eq!(
+        column(&client, "SELECT v FROM t WHERE id = 1").await,
+        [Some("inside".to_owned())]
+    );
+    client.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(stored(&env, 1).await, ["enc"]);
+
+    // After COMMIT the session's own setting is back, in the server and in the proxy.
+    assert_eq!(
+        column(&client, "SHOW search_path").await,
+        [Some("plain".to_owned())]
+    );
+    client
+        .batch_execute("INSERT INTO t VALUES (2, 'after commit')")
+        .await
+        .expect("insert after commit");
+    assert_eq!(stored(&env, 2).await, ["plain:after commit"]);
+
+    // The same in one simple query string.
+    client
+        .batch_execute(
+            "BEGIN; SET LOCAL search_path = enc, public; INSERT INTO t VALUES (3, 'x'); COMMIT;
+             INSERT INTO t VALUES (4, 'y')",
+        )
+        .await
+        .expect("one string");
+    assert_eq!(stored(&env, 3).await, ["enc"]);
+    assert_eq!(stored(&env, 4).await, ["plain:y"]);
+
+    // The extended protocol inside a transaction.
+    let mut client = client;
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("SET LOCAL search_path TO enc")
+        .await
+        .expect("set local");
+    tx.execute("INSERT INTO t VALUES ($1, $2)", &[&5i32, &"bound"])
+        .await
+        .expect("insert with parameters");
+    let row = tx
+        .query_one("SELECT v FROM t WHERE id = $1", &[&5i32])
+        .await
+        .expect("read back");
+    assert_eq!(row.get::<_, String>(0), "bound");
+    tx.commit().await.expect("commit");
+    assert_eq!(stored(&env, 5).await, ["enc"]);
+    client
+        .execute("INSERT INTO t VALUES ($1, $2)", &[&6i32, &"plain again"])
+        .await
+        .expect("insert after commit");
+    assert_eq!(stored(&env, 6).await, ["plain:plain again"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollbacks_savepoints_and_errors_undo_changes() {
+    let env = setup().await;
+    let client = env.client().await;
+    client
+        .batch_execute("SET search_path = plain")
+        .await
+        .expect("set");
+
+    // A session-level SET undone by ROLLBACK.
+    client
+        .batch_execute("BEGIN; SET search_path = enc; ROLLBACK")
+        .await
+        .expect("rolled back");
+    client
+        .batch_execute("INSERT INTO t VALUES (1, 'a')")
+        .await
+        .expect("insert");
+    assert_eq!(stored(&env, 1).await, ["plain:a"]);
+
+    // Undone by ROLLBACK TO a savepoint made before it; kept when made before the savepoint.
+    client
+        .batch_execute(
+            "BEGIN; SET LOCAL search_path = enc; SAVEPOINT s; SET LOCAL search_path = plain;
+             ROLLBACK TO SAVEPOINT s; INSERT INTO t VALUES (2, 'b')",
+        )
+        .await
+        .expect("savepoint");
+    client.batch_execute("COMMIT").await.expect("commit");
+    assert_eq!(stored(&env, 2).await, ["enc"]);
+    client
+        .batch_execute(
+            "BEGIN; SAVEPOINT s; SET search_path = enc; ROLLBACK TO s; \
+             INSERT INTO t VALUES (3, 'c'); COMMIT",
+        )
+        .await
+        .expect("savepoint");
+    assert_eq!(stored(&env, 3).await, ["plain:c"]);
+
+    // A failed implicit transaction takes its SET with it.
+    let failed = client
+        .batch_execute("SET search_path = enc; SELECT 1 / 0")
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        column(&client, "SHOW search_path").await,
+        [Some("plain".to_owned())]
+    );
+    client
+        .batch_execute("INSERT INTO t VALUES (4, 'd')")
+        .await
+        .expect("insert");
+    assert_eq!(stored(&env, 4).await, ["plain:d"]);
+
+    // A text the proxy refuses never runs: its SET does not count either.
+    let refused = client
+        .batch_execute("SET search_path = enc; SELECT lower(v) FROM t")
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
+    client
+        .batch_execute("INSERT INTO t VALUES (6, 'f')")
+        .await
+        .expect("insert");
+    assert_eq!(stored(&env, 6).await, ["plain:f"]);
+
+    // A failed explicit transaction too, once rolled back.
+    client
+        .batch_execute("BEGIN; SET search_path = enc")
+        .await
+        .expect("begin");
+    assert!(client.batch_execute("SELECT 1 / 0").await.is_err());
+    client
+        .batch_execute("COMMIT")
+        .await
+        .expect("commit of a failed transaction");
+    client
+        .batch_execute("INSERT INTO t VALUES (5, 'e')")
+        .await
+        .expect("insert");
+    assert_eq!(stored(&env, 5).await, ["plain:e"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_config_is_followed_or_refused() {
+    let env = setup().await;
+    let client = env.client().await;
+    client
+        .batch_execute("SET search_path = plain")
+        .await
+        .expect("set");
+
+    // is_local = true: until the end of the transaction.
+    client
+        .batch_execute(
+            "BEGIN; SELECT set_config('search_path', 'enc', true); \
+             INSERT INTO t VALUES (1, 'local'); COMMIT; INSERT INTO t VALUES (2, 'after')",
+        )
+        .await
+        .expect("set_config local");
+    assert_eq!(stored(&env, 1).await, ["enc"]);
+    assert_eq!(stored(&env, 2).await, ["plain:after"]);
+
+    // is_local = false: for the session.
+    client
+        .batch_execute("SELECT pg_catalog.set_config('search_path', 'enc, public', false)")
+        .await
+        .expect("set_config");
+    client
+        .batch_execute("INSERT INTO t VALUES (3, 'session')")
+        .await
+        .expect("insert");
+    assert_eq!(stored(&env, 3).await, ["enc"]);
+    assert_eq!(
+        column(&client, "SELECT v FROM t WHERE id = 3").await,
+        [Some("session".to_owned())]
+    );
+
+    // Arguments the proxy cannot know: refused before reaching the server.
+    let refused = client
+        .simple_query(
+            "SELECT set_config('search_path', current_setting('search_path') || ', plain', false)",
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
+    let refused = client
+        .query(
+            "SELECT set_config($1, $2, false)",
+            &[&"search_path", &"plain"],
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
+    assert_eq!(
+        column(&client, "SHOW search_path").await,
+        [Some("enc, public".to_owned())]
+    );
+    // A setting the proxy does not track is none of its business.
+    client
+        .query("SELECT set_config('work_mem', $1, false)", &[&"8MB"])
+        .await
+        .expect("untracked setting");
+}
+
+/// Not a setting, but the same blind spot: the proxy's catalog connection cannot see a
+/// session's temporary relations, so temporary tables and views with encrypted values are
+/// refused before they reach the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_relations_with_encrypted_columns_are_refused() {
+    let env = setup().await;
+    let client = env.client().await;
+    for sql in [
+        "CREATE TEMP TABLE tmp1 (id int, v pgseal.text)",
+        "CREATE TEMPORARY TABLE tmp2 (LIKE enc.t)",
+        "CREATE TEMP TABLE tmp3 AS SELECT id, v FROM enc.t",
+        "SELECT id, v INTO TEMP tmp4 FROM enc.t",
+        "CREATE TEMP VIEW tmp5 AS SELECT v FROM enc.t",
+    ] {
+        let refused = client.simple_query(sql).await.expect_err(sql);
+        assert_eq!(refused.code().map(|c| c.code()), Some("0A000"), "{sql}");
+    }
+    // Nothing reached the server.
+    let admin = env.db.connect().await;
+    let count: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relpersistence = 't' AND relname LIKE 'tmp%'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 0);
+    // Temporary tables of plaintext columns, even copied from an encrypted table, work.
+    client
+        .batch_execute(
+            "INSERT INTO enc.t VALUES (1, 'x');
+             CREATE TEMP TABLE ids AS SELECT id FROM enc.t;
+             CREATE TEMP TABLE notes (id int, body text)",
+        )
+        .await
+        .expect("plaintext temporary tables");
+    assert_eq!(
+        column(&client, "SELECT id FROM ids").await,
+        [Some("1".to_owned())]
+    );
+}
