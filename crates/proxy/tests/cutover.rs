@@ -370,3 +370,171 @@ async fn statements_prepared_before_a_cutover_are_prepared_again_after_it() {
         .get(0);
     assert_eq!(stored, "plain again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_session_waits_for_the_reload_another_sessions_ddl_asked_for() {
+    let env = setup().await;
+    let first = env.client().await;
+    for round in 0..5 {
+        // The table is created through the proxy in one session; its reload is asked for when
+        // the CREATE completes. The next session (a new connection, as psql's \copy after a
+        // \i) must write with the new catalog: plaintext would be refused by the domain CHECK.
+        first
+            .batch_execute(&format!("CREATE TABLE fresh{round} (v pgseal.text)"))
+            .await
+            .expect("create through the proxy");
+        let next = env.client().await;
+        next.batch_execute(&format!(
+            "INSERT INTO fresh{round} VALUES ('secret {round}')"
+        ))
+        .await
+        .expect("the new session knows the new column");
+        let rows = next
+            .simple_query(&format!("SELECT v FROM fresh{round}"))
+            .await
+            .expect("read back");
+        let value = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        });
+        assert_eq!(value.as_deref(), Some(format!("secret {round}").as_str()));
+    }
+}
+
+/// Raw extended-protocol messages, to control exactly what shares a `Sync`.
+mod wire {
+    use super::common::raw::message;
+
+    pub fn parse(name: &str, sql: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        for s in [name, sql] {
+            body.extend_from_slice(s.as_bytes());
+            body.push(0);
+        }
+        body.extend_from_slice(&0i16.to_be_bytes());
+        message(b'P', &body)
+    }
+
+    /// A `Bind` of the unnamed portal with text parameters.
+    pub fn bind(statement: &str, params: &[&str]) -> Vec<u8> {
+        let mut body = vec![0];
+        body.extend_from_slice(statement.as_bytes());
+        body.push(0);
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&i16::try_from(params.len()).expect("few").to_be_bytes());
+        for p in params {
+            body.extend_from_slice(&i32::try_from(p.len()).expect("short").to_be_bytes());
+            body.extend_from_slice(p.as_bytes());
+        }
+        body.extend_from_slice(&0i16.to_be_bytes());
+        message(b'B', &body)
+    }
+
+    pub fn execute() -> Vec<u8> {
+        let mut body = vec![0];
+        body.extend_from_slice(&0i32.to_be_bytes());
+        message(b'E', &body)
+    }
+
+    pub fn sync() -> Vec<u8> {
+        message(b'S', &[])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_prepare_discarded_by_an_earlier_error_in_the_pipeline_is_made_again() {
+    use common::raw::{error_fields, login, read_message};
+    use tokio::io::AsyncWriteExt;
+
+    let mut env = setup().await;
+    let mut stream = login(env.addr, env.db.name()).await;
+    let mut batch = wire::parse("up", "UPDATE accounts SET secret = $1 WHERE id = $2");
+    batch.extend(wire::parse(
+        "sel",
+        "SELECT secret FROM accounts WHERE id = $1",
+    ));
+    batch.extend(wire::sync());
+    stream.write_all(&batch).await.expect("send");
+    assert_eq!(
+        common::raw::read_until_ready(&mut stream).await,
+        b"11Z".to_vec()
+    );
+
+    let options = MigrationOptions {
+        proxy_grace: Duration::from_millis(800),
+        ..MigrationOptions::default()
+    };
+    encrypt_column(
+        &mut env.admin,
+        &clone_master(&env.master),
+        &AuditLog::disabled(),
+        "accounts",
+        "secret",
+        &options,
+        &NoObserver,
+    )
+    .await
+    .expect("encrypt-column");
+    tokio::time::sleep(SETTLE).await;
+
+    // One cycle: a failing statement, then the statement to re-prepare. The server discards
+    // everything after the error up to Sync, the proxy's Close and Parse included; the client
+    // sees exactly what PostgreSQL would send.
+    let mut batch = wire::parse("", "SELECT 1/0");
+    batch.extend(wire::bind("", &[]));
+    batch.extend(wire::execute());
+    batch.extend(wire::bind("up", &["pipelined", "1"]));
+    batch.extend(wire::execute());
+    batch.extend(wire::sync());
+    stream.write_all(&batch).await.expect("send");
+    let mut tags = Vec::new();
+    loop {
+        let (tag, body) = read_message(&mut stream).await.expect("answer");
+        tags.push(tag);
+        if tag == b'E' {
+            assert_eq!(error_fields(&body).0, "22012");
+        }
+        if tag == b'Z' {
+            break;
+        }
+    }
+    // `1/0` is folded when planned, at Bind: ParseComplete, then the error.
+    assert_eq!(tags, b"1EZ".to_vec(), "nothing of the proxy's own leaks");
+
+    // The next cycle prepares both statements again and runs them.
+    let mut batch = wire::bind("up", &["pipelined", "1"]);
+    batch.extend(wire::execute());
+    batch.extend(wire::bind("sel", &["1"]));
+    batch.extend(wire::execute());
+    batch.extend(wire::sync());
+    stream.write_all(&batch).await.expect("send");
+    let mut tags = Vec::new();
+    let mut value = None;
+    loop {
+        let (tag, body) = read_message(&mut stream).await.expect("answer");
+        tags.push(tag);
+        match tag {
+            b'E' => panic!("error: {:?}", error_fields(&body)),
+            b'D' => {
+                // One column: int16 count, int32 length, the text.
+                let text = body.get(6..).expect("a value");
+                value = Some(String::from_utf8_lossy(text).into_owned());
+            }
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        tags,
+        b"2C2DCZ".to_vec(),
+        "the client sees its own answers only"
+    );
+    assert_eq!(value.as_deref(), Some("pipelined"));
+    let stored: Vec<u8> = env
+        .admin
+        .query_one("SELECT secret::bytea FROM accounts WHERE id = 1", &[])
+        .await
+        .expect("raw value")
+        .get(0);
+    assert!(!stored.windows(9).any(|w| w == b"pipelined"), "sealed");
+}

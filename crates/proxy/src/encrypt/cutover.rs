@@ -51,6 +51,9 @@ pub(super) struct Origin {
     pub(super) parse: Parse,
     /// The catalog it was last judged with.
     catalog: Arc<DbCatalog>,
+    /// A re-prepare was sent but the server discarded or refused it: prepare it again at the
+    /// next `Bind`, whatever the catalog.
+    stale: bool,
 }
 
 impl Origin {
@@ -58,6 +61,7 @@ impl Origin {
         Self {
             parse: parse.clone(),
             catalog: Arc::clone(catalog),
+            stale: false,
         }
     }
 }
@@ -230,6 +234,11 @@ impl EncryptHook {
     /// Records what a frontend message touches (before the hook judges it).
     pub(super) fn note_frontend(&mut self, frame: &Frame, session: &SessionState) {
         self.cutover.failed = session.transaction_status() == TransactionStatus::Failed;
+        if !matches!(frame.tag, Query::TAG | Parse::TAG | Bind::TAG) {
+            // Nothing to record; only the cycle count.
+            self.cutover.on_frontend(frame, None, None);
+            return;
+        }
         let catalog = self.ready_catalog();
         let tracked = catalog.as_ref().is_some_and(|c| !c.migrating().is_empty());
         let sql = if tracked {
@@ -318,6 +327,15 @@ impl EncryptHook {
         Ok(FrontendVerdict::Replace(frames))
     }
 
+    /// A re-prepare of statement `name` (`id`) got no `ParseComplete`: an earlier error of the
+    /// pipeline made the server discard it, or the server refused it. Whatever the server has
+    /// now (the old statement, or none), the next `Bind` prepares it again.
+    pub(super) fn reprepare_lost(&mut self, name: &str, id: u64) {
+        if let Some(statement) = self.statements.get_mut(name).filter(|s| s.id == id) {
+            statement.origin.stale = true;
+        }
+    }
+
     /// The `Close` and `Parse` that prepare a `Bind`'s statement again, if its tables changed;
     /// the statement as it was, to put back if the `Bind` is refused.
     fn reprepare(
@@ -333,7 +351,8 @@ impl EncryptHook {
         let Some(statement) = self.statements.get_mut(&name) else {
             return Ok(None);
         };
-        if Arc::ptr_eq(&statement.origin.catalog, &current) {
+        let stale = statement.origin.stale;
+        if !stale && Arc::ptr_eq(&statement.origin.catalog, &current) {
             return Ok(None);
         }
         let previous = &statement.origin.catalog;
@@ -349,11 +368,12 @@ impl EncryptHook {
             })
             .filter(|oid| !previous.same_relation(&current, *oid))
             .collect();
-        if changed.is_empty() {
+        if !stale && changed.is_empty() {
             statement.origin.catalog = current;
             return Ok(None);
         }
-        if has_star_expansion(&statement.origin.parse.sql)
+        if !stale
+            && has_star_expansion(&statement.origin.parse.sql)
             && changed
                 .iter()
                 .any(|oid| !previous.same_column_order(&current, *oid))
@@ -386,8 +406,12 @@ impl EncryptHook {
         };
         // The replies to the Close and the Parse are the proxy's own.
         self.expect.truncate(expected);
-        self.expect.push_back(Expect::Reprepared);
-        self.expect.push_back(Expect::Reprepared);
+        let id = self.statements.get(&name).map(|s| s.id);
+        self.expect
+            .push_back(Expect::Reprepared { statement: None });
+        self.expect.push_back(Expect::Reprepared {
+            statement: id.map(|id| (name.clone(), id)),
+        });
         let mut frames = vec![build(|buf| {
             Close {
                 kind: TargetKind::Statement,

@@ -243,8 +243,11 @@ enum Expect {
         invalidates_schema: bool,
     },
     /// `CloseComplete` or `ParseComplete` of a statement the proxy prepared again
-    /// (cutover.rs): not the client's.
-    Reprepared,
+    /// (cutover.rs): not the client's. The `Parse`'s carries the statement (name, id): if its
+    /// reply never comes (an error discarded it), the statement is prepared again later.
+    Reprepared {
+        statement: Option<(String, u64)>,
+    },
 }
 
 impl Expect {
@@ -1131,7 +1134,7 @@ impl EncryptHook {
         }
         match frame.tag {
             PARSE_COMPLETE_TAG | BIND_COMPLETE_TAG | CLOSE_COMPLETE_TAG => {
-                if matches!(self.expect.front(), Some(Expect::Reprepared)) {
+                if matches!(self.expect.front(), Some(Expect::Reprepared { .. })) {
                     self.expect.pop_front();
                     return Ok(BackendVerdict::Replace(Vec::new()));
                 }
@@ -1175,7 +1178,12 @@ impl EncryptHook {
                 } else {
                     // The server discards everything up to Sync.
                     while self.expect.front().is_some_and(|e| !e.is_sync_point()) {
-                        self.expect.pop_front();
+                        if let Some(Expect::Reprepared {
+                            statement: Some((name, id)),
+                        }) = self.expect.pop_front()
+                        {
+                            self.reprepare_lost(&name, id);
+                        }
                     }
                 }
                 // In place of the server's answer to a CopyFail the proxy sent, its own error.
@@ -1198,6 +1206,12 @@ impl EncryptHook {
 
     fn on_ready(&mut self, frame: &Frame) {
         while let Some(expect) = self.expect.pop_front() {
+            if let Expect::Reprepared {
+                statement: Some((name, id)),
+            } = &expect
+            {
+                self.reprepare_lost(name, *id);
+            }
             if let Expect::Query { invalidates_schema } = expect {
                 self.reload_at_ready |= invalidates_schema;
                 break;

@@ -87,7 +87,11 @@
 //! (it holds a lock the cutover needs). A prepared statement whose tables' columns changed since
 //! it was prepared is prepared again before its next `Bind` (`Close` and `Parse` of the same
 //! name, with the current analysis; their replies withheld); not inside a failed transaction,
-//! where the server would refuse the `Parse`, but at its first `Bind` after.
+//! where the server would refuse the `Parse`, but at its first `Bind` after; one the server
+//! discarded (an earlier error of the pipeline) is made again at the next `Bind`. A statement
+//! with a `*` over a table whose columns moved (a migrated column comes last) is not
+//! re-prepared: its rows would no longer match the description the client holds, and the
+//! server refuses it as it would without the proxy.
 //!
 //! # Fail closed
 //!
