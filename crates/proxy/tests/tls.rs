@@ -130,8 +130,12 @@ impl Fixture {
     }
 
     fn proxy_tls(&self) -> ClientTls {
-        let cert = self.dir.path().join("proxy.crt");
-        let key = self.dir.path().join("proxy.key");
+        // A file pair per call: tests run in parallel, and rewriting one shared pair let a
+        // concurrent load read a half-written certificate.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cert = self.dir.path().join(format!("proxy-{n}.crt"));
+        let key = self.dir.path().join(format!("proxy-{n}.key"));
         std::fs::write(&cert, &self.proxy.cert).expect("write proxy cert");
         std::fs::write(&key, &self.proxy.key).expect("write proxy key");
         ClientTls::load(cert, key).expect("load the proxy's certificate")
