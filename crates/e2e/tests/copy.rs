@@ -1,6 +1,11 @@
 //! COPY through the proxy with real clients: psql's `\copy` from and to files (simple query
 //! protocol), and psycopg 3's `cursor.copy()` in text and binary. Each result is compared with
 //! the same COPY on a plain-typed twin table straight to PostgreSQL.
+//!
+//! Encrypted mode only: every assertion here is about sealing and opening (ciphertext at rest,
+//! the proxy's error shape for a bad value). COPY through the transparent proxy is covered by
+//! crates/proxy/tests/through_proxy.rs.
+#![cfg(feature = "encrypted")]
 
 mod common;
 

@@ -3,19 +3,22 @@
 //! Writers (tokio-postgres through the in-process proxy) keep inserting, updating and reading
 //! rows with encrypted columns, each keeping its own log of what it wrote; meanwhile, in turn:
 //! a master-key rotation (new key with the old one as previous, reload, rewrap, reload without
-//! the old key; a wrong key refused on the way), a data-key rotation of every column, and a full
-//! online re-encryption. Required: zero client errors, every read right, the final table equal
-//! to the writers' logs, every value under the newest data key at the end.
+//! the old key; a wrong key refused on the way), a data-key rotation of every column, a full
+//! online re-encryption, and the online migration of a plaintext column to an encrypted one
+//! (`encrypt-column`). Required: zero client errors, every read right, the final table equal
+//! to the writers' logs, every value (the migrated column's too) under the newest data key at
+//! the end.
 //!
 //! The proxy's interval reload is set to an hour: every pick-up here comes from
 //! `NOTIFY pgseal_catalog` or the reload API.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pgseal::migrate::{encrypt_column, MigrationOptions, NoObserver};
 use pgseal::reencrypt::{reencrypt, ReencryptOptions};
 use pgseal::rotation::{self, ColumnSelection};
 use pgseal::{AuditLog, MasterKey, MasterKeyring};
@@ -27,11 +30,24 @@ use tokio_postgres::{Client, NoTls};
 const WRITERS: i32 = 4;
 const INITIAL_ROWS: i32 = 300;
 
+/// Successful writes of all writers so far: each phase must see some, or it did not run
+/// concurrently with the clients.
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Asserts that the writers committed writes since `before` (taken when `phase` started).
+fn assert_writes_during(phase: &str, before: u64) -> u64 {
+    let now = WRITES.load(Ordering::Relaxed);
+    assert!(now > before, "no client write during the {phase}");
+    now
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Row {
     email: String,
     balance: i64,
     note: Option<String>,
+    /// A plaintext column until the last phase encrypts it in place.
+    secret: Option<String>,
 }
 
 /// A small deterministic generator: the test needs variety, not unpredictability.
@@ -130,9 +146,10 @@ async fn writer(
     let mut next = 0;
     let mut operations = 0u64;
     let base = writer * 1_000_000;
-    let insert = "INSERT INTO acct (id, writer, email, balance, note) VALUES ($1, $2, $3, $4, $5)";
-    let update = "UPDATE acct SET email = $1, balance = $2, note = $3 WHERE id = $4";
-    let select = "SELECT email, balance, note FROM acct WHERE id = $1";
+    let insert = "INSERT INTO acct (id, writer, email, balance, note, secret) \
+                  VALUES ($1, $2, $3, $4, $5, $6)";
+    let update = "UPDATE acct SET email = $1, balance = $2, note = $3, secret = $4 WHERE id = $5";
+    let select = "SELECT email, balance, note, secret FROM acct WHERE id = $1";
     loop {
         let warming_up = next < INITIAL_ROWS;
         if !warming_up && stop.load(Ordering::Relaxed) {
@@ -150,12 +167,24 @@ async fn writer(
                         email: format!("W{writer}.User{id}@Example.com"),
                         balance: i64::from(id) * 3 - 7,
                         note: (id % 4 != 0).then(|| format!("note {id} ✓")),
+                        secret: (id % 5 != 0).then(|| format!("secret-{id}-ß")),
                     };
                     client
-                        .execute(insert, &[&id, &writer, &row.email, &row.balance, &row.note])
+                        .execute(
+                            insert,
+                            &[
+                                &id,
+                                &writer,
+                                &row.email,
+                                &row.balance,
+                                &row.note,
+                                &row.secret,
+                            ],
+                        )
                         .await
                         .map_err(|e| format!("insert {id}: {e}"))?;
                     log.insert(id, row);
+                    WRITES.fetch_add(1, Ordering::Relaxed);
                 }
                 // Update one of ours.
                 3..=5 => {
@@ -166,15 +195,21 @@ async fn writer(
                         balance: i64::try_from(rng.next()).unwrap_or(0) - 1_000_000,
                         note: (!rng.next().is_multiple_of(3))
                             .then(|| format!("updated {}", rng.next())),
+                        secret: (!rng.next().is_multiple_of(4))
+                            .then(|| format!("secret updated {}", rng.next())),
                     };
                     let n = client
-                        .execute(update, &[&row.email, &row.balance, &row.note, &id])
+                        .execute(
+                            update,
+                            &[&row.email, &row.balance, &row.note, &row.secret, &id],
+                        )
                         .await
                         .map_err(|e| format!("update {id}: {e}"))?;
                     if n != 1 {
                         return Err(format!("update {id} touched {n} rows"));
                     }
                     log.insert(id, row);
+                    WRITES.fetch_add(1, Ordering::Relaxed);
                 }
                 // Read one of ours and compare with the log.
                 _ => {
@@ -188,6 +223,7 @@ async fn writer(
                         email: found.try_get(0).map_err(|e| format!("read {id}: {e}"))?,
                         balance: found.try_get(1).map_err(|e| format!("read {id}: {e}"))?,
                         note: found.try_get(2).map_err(|e| format!("read {id}: {e}"))?,
+                        secret: found.try_get(3).map_err(|e| format!("read {id}: {e}"))?,
                     };
                     if log.get(&id) != Some(&got) {
                         return Err(format!("read {id}: got {got:?}, wrote {:?}", log.get(&id)));
@@ -241,7 +277,7 @@ async fn wait_for_version(proxy_client: &Client, direct: &Client, version: u32) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn clients_keep_working_through_master_and_data_key_rotation_and_reencryption() {
+async fn clients_keep_working_through_key_rotations_reencryption_and_column_migration() {
     let db = TestCluster::shared().create_database().await;
     let mut direct = db.connect().await;
     let audit = AuditLog::disabled();
@@ -253,7 +289,7 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
     direct
         .batch_execute(
             "CREATE TABLE acct (id int PRIMARY KEY, writer int NOT NULL, email pgseal.email, \
-             balance pgseal.int8, note pgseal.text)",
+             balance pgseal.int8, note pgseal.text, secret text)",
         )
         .await
         .expect("create table");
@@ -270,6 +306,8 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
         .collect();
     // Let the writers fill their first rows.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut writes = WRITES.load(Ordering::Relaxed);
 
     // 1. Master-key rotation.
     let new = MasterKey::generate();
@@ -318,6 +356,8 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
         .expect("a value under v1")
         .get(0);
 
+    writes = assert_writes_during("master-key rotation", writes);
+
     // 2. Data-key rotation of every column; the proxy switches on the notification.
     let rotated = rotation::rotate(&mut direct, &new_ring, &audit, &ColumnSelection::All, false)
         .await
@@ -329,6 +369,8 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
     let picked_up = wait_for_version(&probe, &direct, 2).await;
     println!("the proxy wrote under the new key {picked_up:?} after the rotation committed");
     tokio::time::sleep(Duration::from_millis(500)).await;
+
+    writes = assert_writes_during("data-key rotation", writes);
 
     // 3. Full online re-encryption while the writers go on.
     direct
@@ -362,6 +404,34 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
     assert!(batches > 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    writes = assert_writes_during("re-encryption", writes);
+
+    // 4. The plaintext column becomes an encrypted one, online, under the new master key. The
+    // proxy learns of each step by `NOTIFY pgseal_catalog`; the grace is a margin above that.
+    let migrated = encrypt_column(
+        &mut direct,
+        &new_ring,
+        &audit,
+        "acct",
+        "secret",
+        &MigrationOptions {
+            proxy_grace: Duration::from_millis(1500),
+            batch_rows: 200,
+            ..MigrationOptions::default()
+        },
+        &NoObserver,
+    )
+    .await
+    .expect("encrypt-column under load");
+    println!(
+        "encrypt-column: {} rows online, {} at cutover ({} ms lock)",
+        migrated.rows_backfilled,
+        migrated.rows_at_cutover,
+        migrated.cutover_lock_held.as_millis()
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    assert_writes_during("encrypt-column", writes);
     stop.store(true, Ordering::Relaxed);
     let mut expected = BTreeMap::new();
     let mut operations = 0;
@@ -376,7 +446,7 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
     // The final table, read through the proxy, is exactly the writers' logs.
     let rows = probe
         .query(
-            "SELECT id, email, balance, note FROM acct WHERE writer >= 0 ORDER BY id",
+            "SELECT id, email, balance, note, secret FROM acct WHERE writer >= 0 ORDER BY id",
             &[],
         )
         .await
@@ -390,6 +460,7 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
                     email: r.get(1),
                     balance: r.get(2),
                     note: r.get(3),
+                    secret: r.get(4),
                 },
             )
         })
@@ -400,24 +471,63 @@ async fn clients_keep_working_through_master_and_data_key_rotation_and_reencrypt
         "the table differs from the writers' logs"
     );
 
-    // Every value is under the newest data key, wrapped by the new master key.
-    for column in rotation::status(&direct).await.expect("status") {
+    // The migrated column is stored encrypted: every live value a ciphertext, no plaintext left.
+    let raw = direct
+        .query_one(
+            "SELECT count(secret), \
+                    count(*) FILTER (WHERE get_byte(secret::bytea, 0) <> 181), \
+                    count(*) FILTER (WHERE position('secret'::bytea IN secret::bytea) > 0) \
+             FROM acct",
+            &[],
+        )
+        .await
+        .expect("raw values");
+    let secrets = expected.values().filter(|r| r.secret.is_some()).count();
+    assert_eq!(
+        usize::try_from(raw.get::<_, i64>(0)).expect("count"),
+        secrets
+    );
+    assert_eq!(raw.get::<_, i64>(1), 0, "every secret is a ciphertext");
+    assert_eq!(raw.get::<_, i64>(2), 0, "no plaintext in a live secret");
+
+    // Every value is under the newest data key of its column (version 2 for the rotated
+    // columns, 1 for the migrated one), wrapped by the new master key.
+    let statuses = rotation::status(&direct).await.expect("status");
+    let names: Vec<&str> = statuses.iter().map(|c| c.column.as_str()).collect();
+    assert_eq!(
+        names.len(),
+        4,
+        "three rotated columns and the migrated one: {names:?}"
+    );
+    for column in statuses {
         assert_eq!(column.values_to_reencrypt(), 0, "{column:?}");
         assert!(column.unknown_value_versions.is_empty(), "{column:?}");
+        assert!(column.values_total > 0, "{column:?}");
+        let newest = if column.column == "public.acct.secret" {
+            1
+        } else {
+            2
+        };
         for key in &column.keys {
             assert_eq!(key.master_key, new.fingerprint().to_string());
-            let expected_values = if key.purpose == "value" && key.version == 1 {
-                Some(0)
-            } else if key.purpose == "value" && key.version == 2 {
-                Some(column.values_total)
-            } else {
-                None
-            };
-            if let Some(n) = expected_values {
+            if key.purpose == "value" {
+                let n = if key.version == newest {
+                    column.values_total
+                } else {
+                    0
+                };
                 assert_eq!(key.values, n, "{}: {key:?}", column.column);
             }
         }
     }
+    let secret_one = probe
+        .query_one("SELECT secret FROM acct WHERE id = 1", &[])
+        .await
+        .expect("read the migrated column");
+    assert_eq!(
+        secret_one.get::<_, Option<String>>(0),
+        expected.get(&1).and_then(|r| r.secret.clone())
+    );
 
     // With nothing left under version 1, it can be retired; the proxy keeps serving.
     for name in ["acct.email", "acct.balance", "acct.note"] {
