@@ -20,15 +20,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pgseal_backup::{BackupKey, BackupKeyring, DecryptReader, EncryptWriter, Metadata, ObjectKind};
-use pgseal_localpg::{Cluster, ClusterOptions};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
+use crate::scratch::{cluster_options, run_date, Bench, Scratch};
 use crate::system::{cpu_description, load_average};
 use crate::BenchError;
 
 const DATABASE: &str = "backup_bench";
 const START_MARKER: &str = "<!-- backup-bench:start -->";
 const END_MARKER: &str = "<!-- backup-bench:end -->";
+const BENCH: Bench = Bench {
+    name: "backup",
+    what: "the backup benchmark",
+    start_marker: START_MARKER,
+    end_marker: END_MARKER,
+};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -39,24 +45,9 @@ pub(crate) struct BackupSettings {
     pub(crate) command: String,
 }
 
-fn progress(message: &str) {
-    eprintln!("pgseal-bench backup: {message}");
-}
-
-async fn connect(url: &str) -> Result<Client, BenchError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| BenchError::db("connecting for the backup benchmark", &e))?;
-    tokio::spawn(async move {
-        // Errors surface on the client's next call.
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// Runs `script` through `bash -c` with `pipefail` (for pipelines) with the cluster's `PG*` variables, timing it.
 fn timed_shell(script: &str, env: &[(String, String)], what: &str) -> Result<Duration, BenchError> {
-    progress(what);
+    BENCH.progress(what);
     let start = Instant::now();
     let out = Command::new("bash")
         .args(["-c", &format!("set -eo pipefail; {script}")])
@@ -92,7 +83,7 @@ async fn checkpoint(admin: &Client) -> Result<(), BenchError> {
 /// The `pgseal` binary of this build profile, built first so it is never stale.
 fn pgseal_binary() -> Result<PathBuf, BenchError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    progress("building the pgseal binary (release)");
+    BENCH.progress("building the pgseal binary (release)");
     let status = Command::new(cargo)
         .args(["build", "--release", "-p", "pgseal-cli", "--bin", "pgseal"])
         .status()
@@ -179,44 +170,33 @@ fn encryption_layer(total: usize) -> Result<(f64, f64), BenchError> {
 
 /// Runs the benchmark; the cluster stops when this returns or is dropped.
 pub(crate) async fn run(settings: BackupSettings) -> Result<(), BenchError> {
-    let date = jiff::Timestamp::now()
-        .strftime("%Y-%m-%d %H:%M UTC")
-        .to_string();
+    let date = run_date();
     let load = load_average();
     let pgseal = tokio::task::spawn_blocking(pgseal_binary)
         .await
         .map_err(|e| BenchError::io("build pgseal", std::io::Error::other(e)))??;
 
-    progress("measuring the encryption layer alone (one core)");
+    BENCH.progress("measuring the encryption layer alone (one core)");
     let (seal_gbs, open_gbs) = tokio::task::spawn_blocking(|| encryption_layer(2 << 30))
         .await
         .map_err(|e| BenchError::io("encryption layer", std::io::Error::other(e)))??;
 
-    progress("starting a temporary PostgreSQL cluster");
-    let cluster = tokio::task::spawn_blocking(|| {
-        Cluster::start(
-            ClusterOptions::new()
-                .setting("shared_buffers", "512MB")
+    let Scratch {
+        cluster,
+        admin,
+        client,
+        postgres_version,
+    } = BENCH
+        .scratch(
+            cluster_options()
                 .setting("max_wal_size", "8GB")
                 .setting("maintenance_work_mem", "256MB"),
+            DATABASE,
         )
-    })
-    .await
-    .map_err(|e| BenchError::io("start PostgreSQL", std::io::Error::other(e)))??;
-    let admin = connect(&cluster.url("postgres")).await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
-        .await
-        .map_err(|e| BenchError::db("creating the benchmark database", &e))?;
-    let client = connect(&cluster.url(DATABASE)).await?;
-    let postgres_version: String = client
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(|e| BenchError::db("reading the server version", &e))?
-        .get(0);
+        .await?;
 
     // About 150 bytes per row on disk with the indexes; grown until the target is reached.
-    progress(&format!(
+    BENCH.progress(&format!(
         "building a database of at least {} MB",
         settings.size_mb
     ));
@@ -391,7 +371,7 @@ pub(crate) async fn run(settings: BackupSettings) -> Result<(), BenchError> {
             let best = restores.entry(name).or_insert(elapsed);
             *best = (*best).min(elapsed);
             // The restore must have brought back every row.
-            let c = connect(&cluster.url(&db)).await?;
+            let c = BENCH.connect(&cluster.url(&db)).await?;
             let n: i64 = c
                 .query_one("SELECT count(*) FROM orders", &[])
                 .await
@@ -488,34 +468,7 @@ building indexes; pgseal adds decryption, decompression and a pipe.
         rp = s(restore_pgseal),
         rr = s(restore_pgseal) / s(restore_gzip),
     );
-    println!("{section}");
-    if let Some(doc) = &settings.doc {
-        let text = std::fs::read_to_string(doc)
-            .map_err(|e| BenchError::io(format!("read {}", doc.display()), e))?;
-        let updated = replace_section(&text, &section).map_err(|problem| BenchError::Doc {
-            path: doc.clone(),
-            problem,
-        })?;
-        std::fs::write(doc, updated)
-            .map_err(|e| BenchError::io(format!("write {}", doc.display()), e))?;
-        progress(&format!("updated {}", doc.display()));
-    }
+    BENCH.publish(&section, settings.doc.as_deref())?;
     drop(cluster);
     Ok(())
-}
-
-/// Puts `section` between the markers, or appends it when the document has none.
-fn replace_section(doc: &str, section: &str) -> Result<String, String> {
-    match (doc.find(START_MARKER), doc.find(END_MARKER)) {
-        (None, None) => Ok(format!("{}\n\n{section}", doc.trim_end_matches('\n'))),
-        (Some(start), Some(end)) if start < end && doc.matches(START_MARKER).count() == 1 => {
-            let after = end + END_MARKER.len();
-            let section = section.strip_suffix('\n').unwrap_or(section);
-            Ok(format!("{}{section}{}", &doc[..start], &doc[after..]))
-        }
-        _ => Err(format!(
-            "the markers `{START_MARKER}` and `{END_MARKER}` must appear once each, in that \
-             order; fix them by hand and re-run"
-        )),
-    }
 }

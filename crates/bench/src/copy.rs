@@ -17,17 +17,23 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, TryStreamExt};
-use pgseal::{AuditLog, MasterKey, MasterKeyring};
-use pgseal_localpg::{Cluster, ClusterOptions};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use crate::proxy_process::{EncryptedSetup, ProxyProcess};
+use crate::scratch::{
+    cluster_options, encrypting_proxy, install_pgseal, master_key, run_date, Bench, Scratch,
+};
 use crate::system::{cpu_description, load_average};
 use crate::BenchError;
 
 const DATABASE: &str = "copy_bench";
 const START_MARKER: &str = "<!-- copy-bench:start -->";
 const END_MARKER: &str = "<!-- copy-bench:end -->";
+const BENCH: Bench = Bench {
+    name: "copy",
+    what: "the COPY benchmark",
+    start_marker: START_MARKER,
+    end_marker: END_MARKER,
+};
 /// Bytes per `CopyData` message sent.
 const CHUNK: usize = 64 * 1024;
 
@@ -94,36 +100,16 @@ fn input(rows: u32) -> Vec<u8> {
 
 /// Runs the benchmark; the cluster and the proxy process stop when this returns or is dropped.
 pub(crate) async fn run(settings: CopySettings) -> Result<(), BenchError> {
-    let date = jiff::Timestamp::now()
-        .strftime("%Y-%m-%d %H:%M UTC")
-        .to_string();
+    let date = run_date();
     let load = load_average();
-    progress("starting a temporary PostgreSQL cluster");
-    let cluster = tokio::task::spawn_blocking(|| {
-        Cluster::start(ClusterOptions::new().setting("shared_buffers", "512MB"))
-    })
-    .await
-    .map_err(|e| BenchError::io("start PostgreSQL", std::io::Error::other(e)))??;
-    let admin = connect(&cluster.url("postgres")).await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
-        .await
-        .map_err(|e| BenchError::db("creating the benchmark database", &e))?;
-    let mut direct = connect(&cluster.url(DATABASE)).await?;
-    let postgres_version: String = direct
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(|e| BenchError::db("reading the server version", &e))?
-        .get(0);
-    let master = MasterKey::generate();
-    let master_key_base64 = master.expose_base64();
-    let keyring = MasterKeyring::new(master, Vec::new());
-    pgseal::init(&mut direct, &keyring, &AuditLog::disabled())
-        .await
-        .map_err(|source| BenchError::Pgseal {
-            action: "installing the pgseal schema",
-            source,
-        })?;
+    let Scratch {
+        cluster,
+        admin: _admin,
+        client: mut direct,
+        postgres_version,
+    } = BENCH.scratch(cluster_options(), DATABASE).await?;
+    let (keyring, master_key_base64) = master_key();
+    install_pgseal(&mut direct, &keyring).await?;
     direct
         .batch_execute(
             "CREATE TABLE copy_sealed (id integer, name text, email pgseal.email, \
@@ -137,30 +123,22 @@ pub(crate) async fn run(settings: CopySettings) -> Result<(), BenchError> {
         .prefix("pgseal-bench-copy-")
         .tempdir()
         .map_err(|e| BenchError::io("create the benchmark's directory", e))?;
-    progress("starting the encrypting proxy");
-    let setup = EncryptedSetup {
-        control_url: cluster.url(DATABASE),
+    BENCH.progress("starting the encrypting proxy");
+    let (proxy, proxy_url) = encrypting_proxy(
+        &cluster,
+        DATABASE,
         master_key_base64,
-    };
-    let proxy = ProxyProcess::start(
-        cluster.port(),
-        Some(&setup),
         work.path().join("proxy-encrypted.log"),
     )
     .await?;
-    let proxy_url = format!(
-        "host=127.0.0.1 port={} user={} dbname={DATABASE}",
-        proxy.port(),
-        pgseal_localpg::SUPERUSER
-    );
-    let through_proxy = connect(&proxy_url).await?;
+    let through_proxy = BENCH.connect(&proxy_url).await?;
     let client = |t: Target| match t {
         Target::Direct | Target::DirectPresealed => &direct,
         _ => &through_proxy,
     };
 
     let data = input(settings.rows);
-    progress(&format!(
+    BENCH.progress(&format!(
         "{} rounds of COPY FROM and COPY TO, {} rows ({:.0} MB) each",
         settings.rounds,
         settings.rows,
@@ -211,7 +189,7 @@ pub(crate) async fn run(settings: CopySettings) -> Result<(), BenchError> {
             ));
         }
         export_bytes = exports.first().map_or(0, Vec::len);
-        progress(&format!("round {} of {} done", round + 1, settings.rounds));
+        BENCH.progress(&format!("round {} of {} done", round + 1, settings.rounds));
     }
     let sealed_bytes: i64 = direct
         .query_one(
@@ -246,18 +224,7 @@ pub(crate) async fn run(settings: CopySettings) -> Result<(), BenchError> {
         copy_in: &copy_in_median,
         copy_out: &copy_out_median,
     });
-    println!("{section}");
-    if let Some(doc) = &settings.doc {
-        let text = std::fs::read_to_string(doc)
-            .map_err(|e| BenchError::io(format!("read {}", doc.display()), e))?;
-        let updated = replace_section(&text, &section).map_err(|problem| BenchError::Doc {
-            path: doc.clone(),
-            problem,
-        })?;
-        std::fs::write(doc, updated)
-            .map_err(|e| BenchError::io(format!("write {}", doc.display()), e))?;
-        progress(&format!("updated {}", doc.display()));
-    }
+    BENCH.publish(&section, settings.doc.as_deref())?;
     Ok(())
 }
 
@@ -378,35 +345,4 @@ fn report(r: &Report<'_>) -> String {
     out.push_str(END_MARKER);
     out.push('\n');
     out
-}
-
-/// Puts `section` in place of the marked section of `doc`, or appends it.
-fn replace_section(doc: &str, section: &str) -> Result<String, String> {
-    match (doc.find(START_MARKER), doc.find(END_MARKER)) {
-        (None, None) => Ok(format!("{}\n\n{section}", doc.trim_end_matches('\n'))),
-        (Some(start), Some(end)) if start < end && doc.matches(START_MARKER).count() == 1 => {
-            let after = end + END_MARKER.len();
-            let section = section.strip_suffix('\n').unwrap_or(section);
-            Ok(format!("{}{section}{}", &doc[..start], &doc[after..]))
-        }
-        _ => Err(format!(
-            "the markers `{START_MARKER}` and `{END_MARKER}` must appear once each, in that \
-             order; fix them by hand and re-run"
-        )),
-    }
-}
-
-async fn connect(url: &str) -> Result<Client, BenchError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| BenchError::db("connecting for the COPY benchmark", &e))?;
-    tokio::spawn(async move {
-        // Errors surface on the client's next call.
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-fn progress(message: &str) {
-    eprintln!("pgseal-bench copy: {message}");
 }

@@ -15,13 +15,14 @@ use std::path::PathBuf;
 use std::pin::pin;
 use std::time::Instant;
 
-use pgseal::{AuditLog, MasterKey, MasterKeyring, Sealer, Value};
-use pgseal_localpg::{Cluster, ClusterOptions};
+use pgseal::{AuditLog, MasterKeyring, Sealer, Value};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
-use crate::proxy_process::{EncryptedSetup, ProxyProcess};
+use crate::scratch::{
+    cluster_options, encrypting_proxy, install_pgseal, master_key, run_date, Bench, Scratch,
+};
 use crate::stats::percentile;
 use crate::system::{cpu_description, load_average};
 use crate::BenchError;
@@ -30,6 +31,12 @@ const DATABASE: &str = "lookup_bench";
 const TABLE: &str = "bench_users";
 const START_MARKER: &str = "<!-- lookup-bench:start -->";
 const END_MARKER: &str = "<!-- lookup-bench:end -->";
+const BENCH: Bench = Bench {
+    name: "lookup",
+    what: "the lookup benchmark",
+    start_marker: START_MARKER,
+    end_marker: END_MARKER,
+};
 /// Lookups per target between two turns of the other targets.
 const ROUND: u32 = 500;
 
@@ -82,32 +89,17 @@ impl Keys {
 
 /// Runs the benchmark; the cluster and the proxy process stop when this returns or is dropped.
 pub(crate) async fn run(settings: LookupSettings) -> Result<(), BenchError> {
-    let date = jiff::Timestamp::now()
-        .strftime("%Y-%m-%d %H:%M UTC")
-        .to_string();
+    let date = run_date();
     let load = load_average();
-    progress("starting a temporary PostgreSQL cluster");
-    let cluster = tokio::task::spawn_blocking(|| {
-        Cluster::start(ClusterOptions::new().setting("shared_buffers", "512MB"))
-    })
-    .await
-    .map_err(|e| BenchError::io("start PostgreSQL", std::io::Error::other(e)))??;
-    let admin = connect(&cluster.url("postgres")).await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
-        .await
-        .map_err(|e| BenchError::db("creating the benchmark database", &e))?;
-    let mut direct = connect(&cluster.url(DATABASE)).await?;
-    let postgres_version: String = direct
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(|e| BenchError::db("reading the server version", &e))?
-        .get(0);
+    let Scratch {
+        cluster,
+        admin: _admin,
+        client: mut direct,
+        postgres_version,
+    } = BENCH.scratch(cluster_options(), DATABASE).await?;
 
-    let master = MasterKey::generate();
-    let master_key_base64 = master.expose_base64();
-    let keyring = MasterKeyring::new(master, Vec::new());
-    progress(&format!("sealing and loading {} rows", settings.rows));
+    let (keyring, master_key_base64) = master_key();
+    BENCH.progress(&format!("sealing and loading {} rows", settings.rows));
     let load_started = Instant::now();
     let sealer = load_table(&mut direct, &keyring, settings.rows).await?;
     let load_seconds = load_started.elapsed().as_secs_f64();
@@ -116,25 +108,17 @@ pub(crate) async fn run(settings: LookupSettings) -> Result<(), BenchError> {
         .prefix("pgseal-bench-lookup-")
         .tempdir()
         .map_err(|e| BenchError::io("create the benchmark's directory", e))?;
-    progress("starting the encrypting proxy");
-    let setup = EncryptedSetup {
-        control_url: cluster.url(DATABASE),
+    BENCH.progress("starting the encrypting proxy");
+    let (proxy, proxy_url) = encrypting_proxy(
+        &cluster,
+        DATABASE,
         master_key_base64,
-    };
-    let proxy = ProxyProcess::start(
-        cluster.port(),
-        Some(&setup),
         work.path().join("proxy-encrypted.log"),
     )
     .await?;
-    let proxy_url = format!(
-        "host=127.0.0.1 port={} user={} dbname={DATABASE}",
-        proxy.port(),
-        pgseal_localpg::SUPERUSER
-    );
 
     // The plan the proxy's rewrite gets: it must use the blind-index expression index.
-    let through_proxy = connect(&proxy_url).await?;
+    let through_proxy = BENCH.connect(&proxy_url).await?;
     let explain = through_proxy
         .query(
             &format!("EXPLAIN SELECT id, email FROM {TABLE} WHERE email = $1"),
@@ -179,7 +163,7 @@ pub(crate) async fn run(settings: LookupSettings) -> Result<(), BenchError> {
             Kind::Terms,
         ),
     ] {
-        let client = connect(url).await?;
+        let client = BENCH.connect(url).await?;
         let statement = client
             .prepare(&sql)
             .await
@@ -193,7 +177,7 @@ pub(crate) async fn run(settings: LookupSettings) -> Result<(), BenchError> {
         });
     }
 
-    progress(&format!(
+    BENCH.progress(&format!(
         "{} warm-up and {} measured lookups per target",
         settings.warmup, settings.lookups
     ));
@@ -231,18 +215,7 @@ pub(crate) async fn run(settings: LookupSettings) -> Result<(), BenchError> {
         &plan,
         &rows,
     );
-    println!("{section}");
-    if let Some(doc) = &settings.doc {
-        let text = std::fs::read_to_string(doc)
-            .map_err(|e| BenchError::io(format!("read {}", doc.display()), e))?;
-        let updated = replace_section(&text, &section).map_err(|problem| BenchError::Doc {
-            path: doc.clone(),
-            problem,
-        })?;
-        std::fs::write(doc, updated)
-            .map_err(|e| BenchError::io(format!("write {}", doc.display()), e))?;
-        progress(&format!("updated {}", doc.display()));
-    }
+    BENCH.publish(&section, settings.doc.as_deref())?;
     Ok(())
 }
 
@@ -253,13 +226,8 @@ async fn load_table(
     master: &MasterKeyring,
     rows: u32,
 ) -> Result<Sealer, BenchError> {
+    install_pgseal(client, master).await?;
     let audit = AuditLog::disabled();
-    pgseal::init(client, master, &audit)
-        .await
-        .map_err(|source| BenchError::Pgseal {
-            action: "installing the pgseal schema",
-            source,
-        })?;
     client
         .batch_execute(&format!(
             "CREATE TABLE {TABLE} (id integer NOT NULL, email pgseal.email, email_plain text)"
@@ -447,38 +415,4 @@ fn report(
     out.push_str(END_MARKER);
     out.push('\n');
     out
-}
-
-/// Puts `section` in place of the marked section of `doc`, or appends it.
-fn replace_section(doc: &str, section: &str) -> Result<String, String> {
-    match (doc.find(START_MARKER), doc.find(END_MARKER)) {
-        (None, None) => Ok(format!(
-            "{}\n{section}",
-            doc.trim_end_matches('\n').to_owned() + "\n"
-        )),
-        (Some(start), Some(end)) if start < end && doc.matches(START_MARKER).count() == 1 => {
-            let after = end + END_MARKER.len();
-            let section = section.strip_suffix('\n').unwrap_or(section);
-            Ok(format!("{}{section}{}", &doc[..start], &doc[after..]))
-        }
-        _ => Err(format!(
-            "the markers `{START_MARKER}` and `{END_MARKER}` must appear once each, in that \
-             order; fix them by hand and re-run"
-        )),
-    }
-}
-
-async fn connect(url: &str) -> Result<Client, BenchError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| BenchError::db("connecting for the lookup benchmark", &e))?;
-    tokio::spawn(async move {
-        // Errors surface on the client's next call.
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-fn progress(message: &str) {
-    eprintln!("pgseal-bench lookup: {message}");
 }

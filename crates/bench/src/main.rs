@@ -28,6 +28,7 @@ mod proxy_process;
 mod reencrypt;
 mod report;
 mod rss;
+mod scratch;
 mod sealed;
 mod serve;
 mod stats;

@@ -14,15 +14,21 @@ use std::time::{Duration, Instant};
 
 use pgseal::migrate::{decrypt_column, encrypt_column, MigrationOptions, NoObserver};
 use pgseal::{AuditLog, MasterKey, MasterKeyring};
-use pgseal_localpg::{Cluster, ClusterOptions};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
+use crate::scratch::{cluster_options, install_pgseal, run_date, Bench, Scratch};
 use crate::system::{cpu_description, load_average};
 use crate::BenchError;
 
 const DATABASE: &str = "migrate_bench";
 const START_MARKER: &str = "<!-- migrate-bench:start -->";
 const END_MARKER: &str = "<!-- migrate-bench:end -->";
+const BENCH: Bench = Bench {
+    name: "migrate",
+    what: "the migration benchmark",
+    start_marker: START_MARKER,
+    end_marker: END_MARKER,
+};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -31,21 +37,6 @@ pub(crate) struct MigrateSettings {
     /// The document to update, or `None` to print only.
     pub(crate) doc: Option<PathBuf>,
     pub(crate) command: String,
-}
-
-async fn connect(url: &str) -> Result<Client, BenchError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| BenchError::db("connecting for the migration benchmark", &e))?;
-    tokio::spawn(async move {
-        // Errors surface on the client's next call.
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-fn progress(message: &str) {
-    eprintln!("pgseal-bench migrate: {message}");
 }
 
 /// `VACUUM` (which cannot run in a multi-statement string) then a checkpoint, so each measured
@@ -66,36 +57,19 @@ fn per_second(rows: u32, elapsed: Duration) -> f64 {
 
 /// Runs the benchmark; the cluster stops when this returns or is dropped.
 pub(crate) async fn run(settings: MigrateSettings) -> Result<(), BenchError> {
-    let date = jiff::Timestamp::now()
-        .strftime("%Y-%m-%d %H:%M UTC")
-        .to_string();
+    let date = run_date();
     let load = load_average();
-    progress("starting a temporary PostgreSQL cluster");
-    let cluster = tokio::task::spawn_blocking(|| {
-        Cluster::start(ClusterOptions::new().setting("shared_buffers", "512MB"))
-    })
-    .await
-    .map_err(|e| BenchError::io("start PostgreSQL", std::io::Error::other(e)))??;
-    let admin = connect(&cluster.url("postgres")).await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
-        .await
-        .map_err(|e| BenchError::db("creating the benchmark database", &e))?;
-    let mut client = connect(&cluster.url(DATABASE)).await?;
-    let postgres_version: String = client
-        .query_one("SHOW server_version", &[])
-        .await
-        .map_err(|e| BenchError::db("reading the server version", &e))?
-        .get(0);
+    // Bound, not ignored: the cluster and the admin connection live until the run ends.
+    let Scratch {
+        cluster: _cluster,
+        admin: _admin,
+        mut client,
+        postgres_version,
+    } = BENCH.scratch(cluster_options(), DATABASE).await?;
     let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
+    install_pgseal(&mut client, &master).await?;
     let audit = AuditLog::disabled();
-    pgseal::init(&mut client, &master, &audit)
-        .await
-        .map_err(|source| BenchError::Pgseal {
-            action: "installing the pgseal schema",
-            source,
-        })?;
-    progress(&format!("loading {} rows", settings.rows));
+    BENCH.progress(&format!("loading {} rows", settings.rows));
     client
         .batch_execute(&format!(
             "CREATE TABLE t (id bigint PRIMARY KEY, email text NOT NULL, note text);
@@ -107,7 +81,7 @@ pub(crate) async fn run(settings: MigrateSettings) -> Result<(), BenchError> {
         .map_err(|e| BenchError::db("loading the table", &e))?;
     maintain(&client, "VACUUM ANALYZE t").await?;
 
-    progress("baseline: UPDATE t SET email = email");
+    BENCH.progress("baseline: UPDATE t SET email = email");
     let started = Instant::now();
     client
         .batch_execute("UPDATE t SET email = email")
@@ -120,7 +94,7 @@ pub(crate) async fn run(settings: MigrateSettings) -> Result<(), BenchError> {
         proxy_grace: Duration::ZERO,
         ..MigrationOptions::default()
     };
-    progress("encrypt-column t.email");
+    BENCH.progress("encrypt-column t.email");
     let encrypted = encrypt_column(
         &mut client,
         &master,
@@ -136,7 +110,7 @@ pub(crate) async fn run(settings: MigrateSettings) -> Result<(), BenchError> {
         source,
     })?;
     maintain(&client, "VACUUM t").await?;
-    progress("decrypt-column t.email");
+    BENCH.progress("decrypt-column t.email");
     let decrypted = decrypt_column(
         &mut client,
         &master,
@@ -188,33 +162,6 @@ commit on their own (the cost of being online and resumable).
         dl = decrypted.cutover_lock_held.as_millis(),
         dc = decrypted.rows_at_cutover,
     );
-    println!("{section}");
-    if let Some(doc) = &settings.doc {
-        let text = std::fs::read_to_string(doc)
-            .map_err(|e| BenchError::io(format!("read {}", doc.display()), e))?;
-        let updated = replace_section(&text, &section).map_err(|problem| BenchError::Doc {
-            path: doc.clone(),
-            problem,
-        })?;
-        std::fs::write(doc, updated)
-            .map_err(|e| BenchError::io(format!("write {}", doc.display()), e))?;
-        progress(&format!("updated {}", doc.display()));
-    }
+    BENCH.publish(&section, settings.doc.as_deref())?;
     Ok(())
-}
-
-/// Puts `section` between the markers, or appends it when the document has none.
-fn replace_section(doc: &str, section: &str) -> Result<String, String> {
-    match (doc.find(START_MARKER), doc.find(END_MARKER)) {
-        (None, None) => Ok(format!("{}\n\n{section}", doc.trim_end_matches('\n'))),
-        (Some(start), Some(end)) if start < end && doc.matches(START_MARKER).count() == 1 => {
-            let after = end + END_MARKER.len();
-            let section = section.strip_suffix('\n').unwrap_or(section);
-            Ok(format!("{}{section}{}", &doc[..start], &doc[after..]))
-        }
-        _ => Err(format!(
-            "the markers `{START_MARKER}` and `{END_MARKER}` must appear once each, in that \
-             order; fix them by hand and re-run"
-        )),
-    }
 }

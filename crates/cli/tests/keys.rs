@@ -2,55 +2,16 @@
 //! master-key rewrap, data-key rotation, status, retire, and re-encryption (including one killed
 //! with SIGKILL and rerun).
 
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pgseal::{AuditLog, MasterKey, MasterKeyring, Sealer, Value};
-use pgseal_testkit::{TestCluster, TestDatabase};
+use pgseal_testkit::TestDatabase;
 use serde_json::Value as Json;
 
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pgseal"));
-    command.args(args);
-    for var in [
-        "PGSEAL_MASTER_KEY",
-        "PGSEAL_MASTER_KEY_FILE",
-        "PGSEAL_PREVIOUS_MASTER_KEYS",
-        "PGSEAL_PREVIOUS_MASTER_KEYS_FILE",
-        "PGSEAL_AUDIT_LOG",
-        "DATABASE_URL",
-    ] {
-        command.env_remove(var);
-    }
-    command.env("PGSEAL_AUDIT_LOG", "off");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
-}
-
-fn pgseal(args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(args, env).output().expect("the pgseal binary runs")
-}
-
-fn ok(args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = pgseal(args, env);
-    assert!(
-        output.status.success(),
-        "pgseal {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn fails(args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = pgseal(args, env);
-    assert!(!output.status.success(), "pgseal {args:?} should fail");
-    let message = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(message.starts_with("error: "), "{message}");
-    assert!(!message.contains("panicked"), "{message}");
-    message
-}
+use common::{command, fails, initialised_database, key_env, ok};
 
 fn status(db: &TestDatabase) -> Vec<Json> {
     let text = ok(&["keys", "status", "--json"], &[("DATABASE_URL", db.url())]);
@@ -85,13 +46,7 @@ fn key_of(column: &Json, purpose: &str, version: u64) -> (String, u64, String) {
 /// A database with `people(id, email pgseal.email, note pgseal.text)`, `rows` rows sealed with
 /// `key`.
 async fn populated(key: &MasterKey, rows: i32) -> TestDatabase {
-    let db = TestCluster::shared().create_database().await;
-    let b64 = key.expose_base64();
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
-    ok(&["init"], &env);
+    let db = initialised_database(key).await;
     let mut client = db.connect().await;
     client
         .batch_execute(
@@ -187,10 +142,7 @@ async fn rotate_reencrypt_retire_and_status() {
     let key = MasterKey::generate();
     let db = populated(&key, 300).await;
     let b64 = key.expose_base64();
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
 
     let before = status(&db);
     let email = column(&before, "public.people.email");
@@ -448,10 +400,7 @@ async fn reencrypt_killed_with_sigkill_then_rerun_completes() {
     let rows = 40_000;
     let db = populated(&key, rows).await;
     let b64 = key.expose_base64();
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
     ok(&["keys", "rotate", "--all"], &env);
 
     // Slow it down so that it is surely mid-way when killed.
@@ -525,10 +474,7 @@ async fn reencrypt_never_overwrites_a_concurrent_update() {
     let rows = 5_000;
     let db = populated(&key, rows).await;
     let b64 = key.expose_base64();
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
     ok(&["keys", "rotate", "people.note"], &env);
 
     // While reencrypt runs, a writer keeps rewriting notes with values sealed under the old key

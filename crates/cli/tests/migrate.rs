@@ -2,55 +2,15 @@
 //! PostgreSQL cluster: values readable after the migration, plaintext gone from the live table,
 //! rollback, constraints carried over, refusals, and a run killed with SIGKILL then resumed.
 
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use pgseal::{AuditLog, Ciphertext, MasterKey, MasterKeyring, Sealer, Value};
 use pgseal_testkit::{TestCluster, TestDatabase};
 
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pgseal"));
-    command.args(args);
-    for var in [
-        "PGSEAL_MASTER_KEY",
-        "PGSEAL_MASTER_KEY_FILE",
-        "PGSEAL_PREVIOUS_MASTER_KEYS",
-        "PGSEAL_AUDIT_LOG",
-        "DATABASE_URL",
-    ] {
-        command.env_remove(var);
-    }
-    command.env("PGSEAL_AUDIT_LOG", "off");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
-}
-
-fn pgseal(args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(args, env).output().expect("the pgseal binary runs")
-}
-
-fn ok(args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = pgseal(args, env);
-    assert!(
-        output.status.success(),
-        "pgseal {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn fails(args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = pgseal(args, env);
-    assert!(!output.status.success(), "pgseal {args:?} should fail");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    // Progress lines (phases) may come first; the error is the last line.
-    let message = stderr.trim().lines().last().unwrap_or_default().to_owned();
-    assert!(message.starts_with("error: "), "{stderr}");
-    message
-}
+use common::{command, fails_after_progress, initialised_database, key_env, ok};
 
 /// No proxy runs in these tests: no need to wait for one.
 const FAST: [&str; 2] = ["--proxy-grace", "0"];
@@ -62,15 +22,7 @@ fn email(i: i32) -> String {
 /// `people(id, email varchar(80) NOT NULL, note text, born date, score numeric)`, `rows` rows;
 /// every 7th note is NULL.
 async fn populated(key: &MasterKey, rows: i32) -> TestDatabase {
-    let db = TestCluster::shared().create_database().await;
-    let b64 = key.expose_base64();
-    ok(
-        &["init"],
-        &[
-            ("PGSEAL_MASTER_KEY", b64.as_str()),
-            ("DATABASE_URL", db.url()),
-        ],
-    );
+    let db = initialised_database(key).await;
     let client = db.connect().await;
     client
         .batch_execute(&format!(
@@ -153,10 +105,7 @@ async fn encrypt_column_makes_every_value_readable_and_the_plaintext_leaves_the_
     let key = MasterKey::generate();
     let b64 = key.expose_base64();
     let db = populated(&key, 3000).await;
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
 
     let out = ok(
         &[
@@ -315,10 +264,7 @@ async fn decrypt_column_restores_the_plaintext_and_its_original_type() {
     let key = MasterKey::generate();
     let b64 = key.expose_base64();
     let db = populated(&key, 500).await;
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
     let client = db.connect().await;
     let before = client
         .query("SELECT id, email, note FROM people ORDER BY id", &[])
@@ -419,10 +365,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
     let key = MasterKey::generate();
     let b64 = key.expose_base64();
     let db = populated(&key, 20).await;
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
     let client = db.connect().await;
     client
         .batch_execute(
@@ -458,7 +401,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
         (&["decrypt-column", "people.email"], "it is not encrypted"),
     ];
     for (args, expected) in cases {
-        let message = fails(&[args, &FAST].concat(), &env);
+        let message = fails_after_progress(&[args, &FAST].concat(), &env);
         assert!(message.contains(expected), "{args:?}: {message}");
     }
     assert_eq!(column_names(&db).await, names_before);
@@ -469,7 +412,7 @@ async fn refusals_name_the_problem_and_change_nothing() {
         .get(0);
     assert_eq!(recorded, 0);
     // Without a master key nothing starts either.
-    let message = fails(
+    let message = fails_after_progress(
         &[&["encrypt-column", "people.email"][..], &FAST].concat(),
         &[("DATABASE_URL", db.url())],
     );
@@ -481,10 +424,7 @@ async fn a_migration_killed_mid_backfill_resumes_and_completes() {
     let key = MasterKey::generate();
     let b64 = key.expose_base64();
     let db = populated(&key, 40_000).await;
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
     let client = db.connect().await;
 
     let mut child = command(
@@ -574,17 +514,14 @@ async fn a_table_held_by_a_long_transaction_is_left_untouched_after_the_lock_att
     let key = MasterKey::generate();
     let b64 = key.expose_base64();
     let db = populated(&key, 50).await;
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
     let mut holder = db.connect().await;
     let tx = holder.transaction().await.expect("begin");
     tx.query("SELECT count(*) FROM people", &[])
         .await
         .expect("lock people");
     let started = Instant::now();
-    let message = fails(
+    let message = fails_after_progress(
         &[
             &[
                 "encrypt-column",
@@ -626,10 +563,7 @@ async fn init_upgrades_a_version_1_schema_with_the_migration_table() {
     let key = MasterKey::generate();
     let b64 = key.expose_base64();
     let db = TestCluster::shared().create_database().await;
-    let env = [
-        ("PGSEAL_MASTER_KEY", b64.as_str()),
-        ("DATABASE_URL", db.url()),
-    ];
+    let env = key_env(&b64, &db);
     ok(&["init"], &env);
     let client = db.connect().await;
     // What a pgseal of schema version 1 left behind.

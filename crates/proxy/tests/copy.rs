@@ -7,66 +7,21 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::config_for;
+use common::{encrypting_proxy, EncryptingProxy};
 use futures_util::{SinkExt, TryStreamExt};
-use pgseal::{AuditLog, MasterKey, MasterKeyring};
-use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
-use pgseal_testkit::{TestCluster, TestDatabase};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const ENCRYPTED: &str = "id int, name text, email pgseal.email, d pgseal.date, n pgseal.int4, \
     note pgseal.text, amount pgseal.numeric, ts pgseal.timestamptz, raw pgseal.bytea";
 const PLAIN: &str = "id int, name text, email text, d date, n int4, note text, \
     amount numeric, ts timestamptz, raw bytea";
 
-struct Env {
-    db: TestDatabase,
-    addr: SocketAddr,
-    stop: Arc<Notify>,
-    task: JoinHandle<Result<(), ProxyError>>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        self.task.abort();
-    }
-}
-
-impl Env {
-    async fn proxied(&self) -> Client {
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={}",
-            self.addr.port(),
-            self.db.name()
-        );
-        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-            .await
-            .expect("connect through the encrypting proxy");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
-}
-
-async fn setup() -> Env {
-    let cluster = TestCluster::shared();
-    let db = cluster.create_database().await;
-    let mut admin = db.connect().await;
-    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
-    pgseal::init(&mut admin, &master, &AuditLog::disabled())
-        .await
-        .expect("install pgseal");
-    admin
-        .batch_execute(&format!(
+async fn setup() -> EncryptingProxy {
+    encrypting_proxy(
+        &format!(
             "CREATE TABLE sealed ({ENCRYPTED}); CREATE TABLE plain ({PLAIN});
              CREATE TABLE sealed2 ({ENCRYPTED}); CREATE TABLE plain2 ({PLAIN});
              CREATE TABLE texts (id int, a pgseal.text, b pgseal.text);
@@ -74,36 +29,10 @@ async fn setup() -> Env {
                  e pgseal.text);
              CREATE VIEW sealed_v AS SELECT id, note AS remark, d FROM sealed;
              CREATE VIEW plain_v AS SELECT id, note AS remark, d FROM plain;"
-        ))
-        .await
-        .expect("schema");
-    let options = EncryptionOptions {
-        control_url: db.url().to_owned(),
-        master: MasterKeyring::new(
-            MasterKey::from_base64("test", &master.current().expose_base64()).expect("key"),
-            Vec::new(),
         ),
-        audit: AuditLog::disabled(),
-        reload_interval: Duration::from_millis(500),
-    };
-    let stop = Arc::new(Notify::new());
-    let stopped = Arc::clone(&stop);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(serve_encrypted(
-        config_for(cluster),
-        options,
-        move |addr| {
-            let _ = tx.send(addr);
-        },
-        async move { stopped.notified().await },
-    ));
-    let addr = rx.await.expect("the proxy is ready");
-    Env {
-        db,
-        addr,
-        stop,
-        task,
-    }
+        Duration::from_millis(500),
+    )
+    .await
 }
 
 /// `COPY ... FROM STDIN` of `data`, sent in chunks of `chunk` bytes (rows split anywhere).

@@ -4,103 +4,31 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::config_for;
+use common::{clone_master, install, EncryptingProxy, Installed};
 use pgseal::migrate::{decrypt_column, encrypt_column, MigrationOptions, NoObserver};
-use pgseal::{AuditLog, MasterKey, MasterKeyring};
-use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
-use pgseal_testkit::{TestCluster, TestDatabase};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use pgseal::AuditLog;
+use tokio_postgres::Client;
 
+/// The encrypting proxy and a direct connection that plays the migration tool.
 struct Env {
-    db: TestDatabase,
+    proxy: EncryptingProxy,
     admin: Client,
-    addr: SocketAddr,
-    stop: Arc<Notify>,
-    task: JoinHandle<Result<(), ProxyError>>,
-    master: MasterKeyring,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        self.task.abort();
-    }
-}
-
-impl Env {
-    async fn client(&self) -> Client {
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={}",
-            self.addr.port(),
-            self.db.name()
-        );
-        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-            .await
-            .expect("connect through the encrypting proxy");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
-}
-
-fn clone_master(ring: &MasterKeyring) -> MasterKeyring {
-    MasterKeyring::new(
-        MasterKey::from_base64("test", &ring.current().expose_base64()).expect("valid key"),
-        Vec::new(),
-    )
 }
 
 async fn setup() -> Env {
-    let cluster = TestCluster::shared();
-    let db = cluster.create_database().await;
-    let mut admin = db.connect().await;
-    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
-    pgseal::init(&mut admin, &master, &AuditLog::disabled())
-        .await
-        .expect("install pgseal");
-    admin
-        .batch_execute(
-            "CREATE TABLE accounts (id int PRIMARY KEY, secret text, note text);
-             INSERT INTO accounts SELECT i, 'initial-' || i, 'note' FROM generate_series(1, 100) i;
-             CREATE TABLE other (id int PRIMARY KEY);
-             INSERT INTO other VALUES (1);",
-        )
-        .await
-        .expect("schema");
-    let options = EncryptionOptions {
-        control_url: db.url().to_owned(),
-        master: clone_master(&master),
-        audit: AuditLog::disabled(),
-        // Long: the tests rely on NOTIFY, not on the interval.
-        reload_interval: Duration::from_secs(30),
-    };
-    let stop = Arc::new(Notify::new());
-    let stopped = Arc::clone(&stop);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(serve_encrypted(
-        config_for(cluster),
-        options,
-        move |addr| {
-            let _ = tx.send(addr);
-        },
-        async move { stopped.notified().await },
-    ));
-    let addr = rx.await.expect("the proxy is ready");
-    Env {
-        db,
-        admin,
-        addr,
-        stop,
-        task,
-        master,
-    }
+    let Installed { db, admin, master } = install(
+        "CREATE TABLE accounts (id int PRIMARY KEY, secret text, note text);
+         INSERT INTO accounts SELECT i, 'initial-' || i, 'note' FROM generate_series(1, 100) i;
+         CREATE TABLE other (id int PRIMARY KEY);
+         INSERT INTO other VALUES (1);",
+    )
+    .await;
+    // Long: the tests rely on NOTIFY, not on the interval.
+    let proxy = EncryptingProxy::start(db, master, Duration::from_secs(30)).await;
+    Env { proxy, admin }
 }
 
 /// Records an unfinished migration of `accounts.secret`, as `encrypt-column` does.
@@ -143,8 +71,8 @@ async fn statements_on_a_table_with_a_pending_cutover_wait_and_others_do_not() {
     // As `encrypt-column` waits after recording its migration: the proxy knows of it before
     // the sessions below touch the table.
     tokio::time::sleep(SETTLE).await;
-    let client = Arc::new(env.client().await);
-    let in_tx = env.client().await;
+    let client = Arc::new(env.proxy.proxied().await);
+    let in_tx = env.proxy.proxied().await;
     let prepared = client
         .prepare("SELECT secret FROM accounts WHERE id = $1")
         .await
@@ -169,7 +97,7 @@ async fn statements_on_a_table_with_a_pending_cutover_wait_and_others_do_not() {
                 .map(|_| ())
         })
     };
-    let another = env.client().await;
+    let another = env.proxy.proxied().await;
     let held_prepared = {
         let prepared = prepared.clone();
         let client = Arc::clone(&client);
@@ -223,7 +151,7 @@ async fn statements_on_a_table_with_a_pending_cutover_wait_and_others_do_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_prepared_before_a_cutover_are_prepared_again_after_it() {
     let mut env = setup().await;
-    let client = env.client().await;
+    let client = env.proxy.proxied().await;
     let update = client
         .prepare("UPDATE accounts SET secret = $1 WHERE id = $2")
         .await
@@ -250,7 +178,7 @@ async fn statements_prepared_before_a_cutover_are_prepared_again_after_it() {
         proxy_grace: Duration::from_millis(800),
         ..MigrationOptions::default()
     };
-    let master = clone_master(&env.master);
+    let master = clone_master(&env.proxy.master);
     encrypt_column(
         &mut env.admin,
         &master,
@@ -374,7 +302,7 @@ async fn statements_prepared_before_a_cutover_are_prepared_again_after_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_session_waits_for_the_reload_another_sessions_ddl_asked_for() {
     let env = setup().await;
-    let first = env.client().await;
+    let first = env.proxy.proxied().await;
     for round in 0..5 {
         // The table is created through the proxy in one session; its reload is asked for when
         // the CREATE completes. The next session (a new connection, as psql's \copy after a
@@ -383,7 +311,7 @@ async fn a_new_session_waits_for_the_reload_another_sessions_ddl_asked_for() {
             .batch_execute(&format!("CREATE TABLE fresh{round} (v pgseal.text)"))
             .await
             .expect("create through the proxy");
-        let next = env.client().await;
+        let next = env.proxy.proxied().await;
         next.batch_execute(&format!(
             "INSERT INTO fresh{round} VALUES ('secret {round}')"
         ))
@@ -447,7 +375,7 @@ async fn a_re_prepare_discarded_by_an_earlier_error_in_the_pipeline_is_made_agai
     use tokio::io::AsyncWriteExt;
 
     let mut env = setup().await;
-    let mut stream = login(env.addr, env.db.name()).await;
+    let mut stream = login(env.proxy.addr, env.proxy.db.name()).await;
     let mut batch = wire::parse("up", "UPDATE accounts SET secret = $1 WHERE id = $2");
     batch.extend(wire::parse(
         "sel",
@@ -466,7 +394,7 @@ async fn a_re_prepare_discarded_by_an_earlier_error_in_the_pipeline_is_made_agai
     };
     encrypt_column(
         &mut env.admin,
-        &clone_master(&env.master),
+        &clone_master(&env.proxy.master),
         &AuditLog::disabled(),
         "accounts",
         "secret",

@@ -4,18 +4,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::config_for;
+use common::{config_for, encrypting_proxy, install, simple_rows, EncryptingProxy, Installed};
 use pgseal::{AuditLog, MasterKey, MasterKeyring};
+use pgseal_crypto::KeyPurpose;
 use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
-use pgseal_testkit::{TestCluster, TestDatabase};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use pgseal_testkit::TestCluster;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 /// Every pgseal type, and the same columns in plain types for differential checks.
 const ENCRYPTED_COLUMNS: &str = "b pgseal.bool, i2 pgseal.int2, i4 pgseal.int4, \
@@ -30,82 +27,11 @@ const ROW_VALUES: &str = "true, 12, -345, 6789012345, 1.5, 2.25, 123.450, 'it''s
     '2024-03-01 13:45:00+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"b\": 1, \"a\": [1, 2]}', \
     'Ann@Example.com'";
 
-struct Env {
-    db: TestDatabase,
-    addr: SocketAddr,
-    stop: Arc<Notify>,
-    task: JoinHandle<Result<(), ProxyError>>,
-    master: MasterKeyring,
+async fn setup(ddl: &str) -> EncryptingProxy {
+    encrypting_proxy(ddl, Duration::from_millis(500)).await
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        self.task.abort();
-    }
-}
-
-impl Env {
-    async fn client(&self) -> Client {
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={}",
-            self.addr.port(),
-            self.db.name()
-        );
-        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-            .await
-            .expect("connect through the encrypting proxy");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
-}
-
-fn clone_master(ring: &MasterKeyring) -> MasterKeyring {
-    MasterKeyring::new(
-        MasterKey::from_base64("test", &ring.current().expose_base64()).expect("valid key"),
-        Vec::new(),
-    )
-}
-
-async fn setup(ddl: &str) -> Env {
-    let cluster = TestCluster::shared();
-    let db = cluster.create_database().await;
-    let mut admin = db.connect().await;
-    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
-    pgseal::init(&mut admin, &master, &AuditLog::disabled())
-        .await
-        .expect("install pgseal");
-    admin.batch_execute(ddl).await.expect("schema");
-    let options = EncryptionOptions {
-        control_url: db.url().to_owned(),
-        master: clone_master(&master),
-        audit: AuditLog::disabled(),
-        reload_interval: Duration::from_millis(500),
-    };
-    let stop = Arc::new(Notify::new());
-    let stopped = Arc::clone(&stop);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(serve_encrypted(
-        config_for(cluster),
-        options,
-        move |addr| {
-            let _ = tx.send(addr);
-        },
-        async move { stopped.notified().await },
-    ));
-    let addr = rx.await.expect("the proxy is ready");
-    Env {
-        db,
-        addr,
-        stop,
-        task,
-        master,
-    }
-}
-
-async fn standard_setup() -> Env {
+async fn standard_setup() -> EncryptingProxy {
     setup(&format!(
         "CREATE TABLE people (id int PRIMARY KEY, name text, {ENCRYPTED_COLUMNS});
          CREATE TABLE people_plain (id int PRIMARY KEY, name text, {PLAIN_COLUMNS});
@@ -113,25 +39,6 @@ async fn standard_setup() -> Env {
          CREATE VIEW people_plain_view AS SELECT id, t AS label, d FROM people_plain;"
     ))
     .await
-}
-
-/// Rows of a simple query as text.
-async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Runs `sql` (with `{t}` for the table) on the encrypted and the plain table through the
@@ -152,7 +59,7 @@ fn error_code<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_round_trips_in_both_protocols_and_is_stored_encrypted() {
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     for table in ["people", "people_plain"] {
         client
             .batch_execute(&format!(
@@ -313,7 +220,7 @@ async fn every_type_round_trips_in_both_protocols_and_is_stored_encrypted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_are_bookkept_by_name_and_the_session_recovers_from_refusals() {
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     let insert = client
         .prepare("INSERT INTO people (id, t, i8) VALUES ($1, $2, $3)")
         .await
@@ -378,7 +285,7 @@ async fn statements_are_bookkept_by_name_and_the_session_recovers_from_refusals(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_carry_their_sqlstate_and_nothing_reaches_the_server() {
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     let cases = [
         ("SELECT * FROM people ORDER BY t -- canary_order", "0A000"),
         ("SELECT * FROM people WHERE i4 < 5 -- canary_range", "0A000"),
@@ -437,7 +344,7 @@ async fn refusals_carry_their_sqlstate_and_nothing_reaches_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_plaintext_reaches_the_log_the_files_or_the_statistics() {
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -537,7 +444,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_changes_and_key_rotations_are_picked_up() {
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     client
         .batch_execute("ALTER TABLE people ADD COLUMN extra pgseal.text")
         .await
@@ -554,52 +461,9 @@ async fn schema_changes_and_key_rotations_are_picked_up() {
         .batch_execute("INSERT INTO people (id, t) VALUES (2, 'before rotation')")
         .await
         .expect("insert");
-    let mut direct = env.db.connect().await;
-    let column_id: i32 = direct
-        .query_one(
-            "SELECT column_id::int4 FROM pgseal.columns WHERE table_name = 'people' AND column_name = 't'",
-            &[],
-        )
-        .await
-        .expect("column id")
-        .get(0);
-    let column_id = u32::try_from(column_id).expect("positive");
-    let tx = direct.transaction().await.expect("tx");
-    let version = pgseal_store::next_key_version(&tx, column_id, pgseal_store::PURPOSE_VALUE)
-        .await
-        .expect("next version");
-    let id = pgseal_crypto::DataKeyId {
-        column_id,
-        purpose: pgseal_crypto::KeyPurpose::Value,
-        version,
-    };
-    pgseal_store::set_key_state(
-        &tx,
-        column_id,
-        pgseal_store::PURPOSE_VALUE,
-        version - 1,
-        pgseal_store::KeyState::DecryptOnly,
-    )
-    .await
-    .expect("demote");
-    pgseal_store::insert_data_key(
-        &tx,
-        &pgseal_store::NewDataKey {
-            column_id,
-            purpose: pgseal_store::PURPOSE_VALUE,
-            version,
-            state: pgseal_store::KeyState::Active,
-            wrapped_key: pgseal_crypto::wrap_data_key(
-                env.master.current(),
-                id,
-                &pgseal_crypto::DataKey::generate(),
-            ),
-            master_key_fingerprint: env.master.current().fingerprint().to_string(),
-        },
-    )
-    .await
-    .expect("new key");
-    tx.commit().await.expect("commit rotation");
+    let column_id = env.column_id("people", "t").await;
+    let version = env.rotate_data_key(column_id, KeyPurpose::Value).await;
+    let direct = env.db.connect().await;
 
     let mut rotated = false;
     for i in 0..20 {
@@ -633,7 +497,7 @@ async fn schema_changes_and_key_rotations_are_picked_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_values_are_errors_never_ciphertext() {
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     client
         .batch_execute("INSERT INTO people (id, t, vc) VALUES (1, 'one', 'v'), (2, 'two', 'w')")
         .await
@@ -673,17 +537,11 @@ async fn tampered_values_are_errors_never_ciphertext() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_master_key_fails_at_start() {
-    let cluster = TestCluster::shared();
-    let db = cluster.create_database().await;
-    let mut admin = db.connect().await;
-    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
-    pgseal::init(&mut admin, &master, &AuditLog::disabled())
-        .await
-        .expect("install pgseal");
-    admin
-        .batch_execute("CREATE TABLE s (v pgseal.text)")
-        .await
-        .expect("table");
+    let Installed {
+        db,
+        mut admin,
+        master,
+    } = install("CREATE TABLE s (v pgseal.text)").await;
     pgseal::ensure_data_keys(&mut admin, &master, &AuditLog::disabled())
         .await
         .expect("keys");
@@ -693,7 +551,8 @@ async fn a_wrong_master_key_fails_at_start() {
         audit: AuditLog::disabled(),
         reload_interval: Duration::from_secs(5),
     };
-    let result = serve_encrypted(config_for(cluster), options, |_| {}, async {}).await;
+    let result =
+        serve_encrypted(config_for(TestCluster::shared()), options, |_| {}, async {}).await;
     let err = result.expect_err("a wrong master key must fail");
     assert!(matches!(err, ProxyError::Catalog { .. }), "{err}");
     assert!(err.to_string().contains("does not match"), "{err}");
@@ -702,7 +561,7 @@ async fn a_wrong_master_key_fails_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portals_with_row_limits_and_pipelines_decrypt_every_row() {
     let env = standard_setup().await;
-    let mut client = env.client().await;
+    let mut client = env.proxied().await;
     let insert = client
         .prepare("INSERT INTO people (id, t) VALUES ($1, $2)")
         .await
@@ -750,7 +609,7 @@ async fn an_undescribed_portal_is_described_by_the_proxy_and_answered_in_the_cli
     use tokio::io::AsyncWriteExt;
 
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     client
         .batch_execute("INSERT INTO people (id, t, i4) VALUES (1, 'raw', 42)")
         .await
@@ -805,7 +664,7 @@ async fn an_undescribed_portal_is_described_by_the_proxy_and_answered_in_the_cli
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_output_follows_the_session_settings() {
     let env = standard_setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     for table in ["people", "people_plain"] {
         client
             .batch_execute(&format!(

@@ -6,64 +6,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::config_for;
-use pgseal::{AuditLog, MasterKey, MasterKeyring};
-use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
-use pgseal_testkit::{TestCluster, TestDatabase};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use common::{install, simple_rows, EncryptingProxy, Installed};
+use pgseal::AuditLog;
+use pgseal_crypto::KeyPurpose;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-
-struct Env {
-    db: TestDatabase,
-    addr: SocketAddr,
-    stop: Arc<Notify>,
-    task: JoinHandle<Result<(), ProxyError>>,
-    master: MasterKeyring,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        self.task.abort();
-    }
-}
-
-impl Env {
-    async fn client(&self) -> Client {
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={}",
-            self.addr.port(),
-            self.db.name()
-        );
-        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-            .await
-            .expect("connect through the encrypting proxy");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
-
-    async fn column_id(&self, table: &str, column: &str) -> u32 {
-        let direct = self.db.connect().await;
-        let id: i32 = direct
-            .query_one(
-                "SELECT column_id::int4 FROM pgseal.columns \
-                 WHERE table_name = $1 AND column_name = $2",
-                &[&table, &column],
-            )
-            .await
-            .expect("column id")
-            .get(0);
-        u32::try_from(id).expect("positive")
-    }
-}
+use tokio_postgres::Client;
 
 const SCHEMA: &str = "
     CREATE TABLE people (id int PRIMARY KEY, name text, code pgseal.text_eq,
@@ -74,47 +23,17 @@ const ROWS: &str =
     (3, 'three', 'b', NULL, 'n3'), (4, 'four', NULL, 'dan@example.com', NULL),
     (5, 'five', 'c', 'eve@example.com', 'n5')";
 
-async fn setup() -> Env {
-    let cluster = TestCluster::shared();
-    let db = cluster.create_database().await;
-    let mut admin = db.connect().await;
-    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
-    pgseal::init(&mut admin, &master, &AuditLog::disabled())
-        .await
-        .expect("install pgseal");
-    admin.batch_execute(SCHEMA).await.expect("schema");
+async fn setup() -> EncryptingProxy {
+    let Installed {
+        db,
+        mut admin,
+        master,
+    } = install(SCHEMA).await;
     pgseal::init(&mut admin, &master, &AuditLog::disabled())
         .await
         .expect("register the columns");
-    let options = EncryptionOptions {
-        control_url: db.url().to_owned(),
-        master: MasterKeyring::new(
-            MasterKey::from_base64("test", &master.current().expose_base64()).expect("key"),
-            Vec::new(),
-        ),
-        audit: AuditLog::disabled(),
-        reload_interval: Duration::from_millis(300),
-    };
-    let stop = Arc::new(Notify::new());
-    let stopped = Arc::clone(&stop);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(serve_encrypted(
-        config_for(cluster),
-        options,
-        move |addr| {
-            let _ = tx.send(addr);
-        },
-        async move { stopped.notified().await },
-    ));
-    let addr = rx.await.expect("the proxy is ready");
-    let env = Env {
-        db,
-        addr,
-        stop,
-        task,
-        master,
-    };
-    let client = env.client().await;
+    let env = EncryptingProxy::start(db, master, Duration::from_millis(300)).await;
+    let client = env.proxied().await;
     for table in ["people", "people_plain"] {
         client
             .batch_execute(&format!("INSERT INTO {table} VALUES {ROWS}"))
@@ -122,23 +41,6 @@ async fn setup() -> Env {
             .expect("rows");
     }
     env
-}
-
-async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn ids(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Vec<i32> {
@@ -185,7 +87,7 @@ const SAME_AS_PLAIN: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equality_predicates_give_the_rows_plaintext_gives() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     for sql in SAME_AS_PLAIN {
         let encrypted = simple_rows(&client, &sql.replace("{t}", "people")).await;
         let plain = simple_rows(&client, &sql.replace("{t}", "people_plain")).await;
@@ -282,7 +184,7 @@ async fn equality_predicates_give_the_rows_plaintext_gives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_and_deletes_by_equality_and_one_parameter_in_two_roles() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     // `$1` is stored and searched for: the search travels in a parameter of its own.
     let changed = client
         .execute(
@@ -351,7 +253,7 @@ async fn updates_and_deletes_by_equality_and_one_parameter_in_two_roles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equality_follows_the_column_normalisation() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     assert_eq!(
         ids(
             &client,
@@ -413,7 +315,7 @@ async fn equality_follows_the_column_normalisation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexes_unique_and_on_conflict_use_the_blind_index() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     client
         .batch_execute("CREATE INDEX people_email ON people (email)")
         .await
@@ -540,50 +442,15 @@ async fn indexes_unique_and_on_conflict_use_the_blind_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_find_rows_under_every_index_key_version() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     let column_id = env.column_id("people", "code").await;
     // Prepared while the column has one index key version, executed after the rotation.
     let prepared = client
         .prepare("SELECT id FROM people WHERE code = $1 ORDER BY id")
         .await
         .expect("prepare before the rotation");
-    let mut direct = env.db.connect().await;
-    let tx = direct.transaction().await.expect("tx");
-    let version = pgseal_store::next_key_version(&tx, column_id, pgseal_store::PURPOSE_INDEX)
-        .await
-        .expect("next version");
-    pgseal_store::set_key_state(
-        &tx,
-        column_id,
-        pgseal_store::PURPOSE_INDEX,
-        version - 1,
-        pgseal_store::KeyState::DecryptOnly,
-    )
-    .await
-    .expect("demote");
-    let id = pgseal_crypto::DataKeyId {
-        column_id,
-        purpose: pgseal_crypto::KeyPurpose::Index,
-        version,
-    };
-    pgseal_store::insert_data_key(
-        &tx,
-        &pgseal_store::NewDataKey {
-            column_id,
-            purpose: pgseal_store::PURPOSE_INDEX,
-            version,
-            state: pgseal_store::KeyState::Active,
-            wrapped_key: pgseal_crypto::wrap_data_key(
-                env.master.current(),
-                id,
-                &pgseal_crypto::DataKey::generate(),
-            ),
-            master_key_fingerprint: env.master.current().fingerprint().to_string(),
-        },
-    )
-    .await
-    .expect("new index key");
-    tx.commit().await.expect("commit rotation");
+    let version = env.rotate_data_key(column_id, KeyPurpose::Index).await;
+    let direct = env.db.connect().await;
 
     // Once the proxy has the new key, new rows carry the new version's index.
     let mut rotated = false;
@@ -642,7 +509,7 @@ async fn lookups_find_rows_under_every_index_key_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_blind_index_cannot_answer_is_refused() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     for sql in [
         "SELECT id FROM people WHERE code < 'b'",
         "SELECT id FROM people WHERE code LIKE 'a%'",

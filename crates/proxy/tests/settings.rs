@@ -7,92 +7,19 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::config_for;
-use pgseal::{AuditLog, MasterKey, MasterKeyring};
-use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
-use pgseal_testkit::{TestCluster, TestDatabase};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use common::{encrypting_proxy, EncryptingProxy};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
-struct Env {
-    db: TestDatabase,
-    addr: SocketAddr,
-    stop: Arc<Notify>,
-    task: JoinHandle<Result<(), ProxyError>>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        self.task.abort();
-    }
-}
-
-impl Env {
-    async fn client(&self) -> Client {
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={}",
-            self.addr.port(),
-            self.db.name()
-        );
-        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-            .await
-            .expect("connect through the encrypting proxy");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
-}
-
-async fn setup() -> Env {
-    let cluster = TestCluster::shared();
-    let db = cluster.create_database().await;
-    let mut admin = db.connect().await;
-    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
-    pgseal::init(&mut admin, &master, &AuditLog::disabled())
-        .await
-        .expect("install pgseal");
-    admin
-        .batch_execute(
-            "CREATE SCHEMA enc; CREATE SCHEMA plain;
-             CREATE TABLE enc.t (id int PRIMARY KEY, v pgseal.text);
-             CREATE TABLE plain.t (id int PRIMARY KEY, v text);",
-        )
-        .await
-        .expect("schema");
-    let options = EncryptionOptions {
-        control_url: db.url().to_owned(),
-        master: MasterKeyring::new(
-            MasterKey::from_base64("test", &master.current().expose_base64()).expect("valid key"),
-            Vec::new(),
-        ),
-        audit: AuditLog::disabled(),
-        reload_interval: Duration::from_millis(500),
-    };
-    let stop = Arc::new(Notify::new());
-    let stopped = Arc::clone(&stop);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(serve_encrypted(
-        config_for(cluster),
-        options,
-        move |addr| {
-            let _ = tx.send(addr);
-        },
-        async move { stopped.notified().await },
-    ));
-    let addr = rx.await.expect("the proxy is ready");
-    Env {
-        db,
-        addr,
-        stop,
-        task,
-    }
+async fn setup() -> EncryptingProxy {
+    encrypting_proxy(
+        "CREATE SCHEMA enc; CREATE SCHEMA plain;
+         CREATE TABLE enc.t (id int PRIMARY KEY, v pgseal.text);
+         CREATE TABLE plain.t (id int PRIMARY KEY, v text);",
+        Duration::from_millis(500),
+    )
+    .await
 }
 
 /// The first column of every row of a simple query.
@@ -111,7 +38,7 @@ async fn column(client: &Client, sql: &str) -> Vec<Option<String>> {
 
 /// Where row `id` went, read directly from the server: `"enc"` (stored as a ciphertext) or
 /// `"plain:<value>"`.
-async fn stored(env: &Env, id: i32) -> Vec<String> {
+async fn stored(env: &EncryptingProxy, id: i32) -> Vec<String> {
     let admin = env.db.connect().await;
     let mut found = Vec::new();
     let enc = admin
@@ -137,7 +64,7 @@ async fn stored(env: &Env, id: i32) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_local_lasts_until_the_transaction_ends() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     client
         .batch_execute("SET search_path = plain")
         .await
@@ -207,7 +134,7 @@ async fn set_local_lasts_until_the_transaction_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollbacks_savepoints_and_errors_undo_changes() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     client
         .batch_execute("SET search_path = plain")
         .await
@@ -290,7 +217,7 @@ async fn rollbacks_savepoints_and_errors_undo_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_config_is_followed_or_refused() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     client
         .batch_execute("SET search_path = plain")
         .await
@@ -355,7 +282,7 @@ async fn set_config_is_followed_or_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_relations_with_encrypted_columns_are_refused() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     for sql in [
         "CREATE TEMP TABLE tmp1 (id int, v pgseal.text)",
         "CREATE TEMPORARY TABLE tmp2 (LIKE enc.t)",

@@ -5,119 +5,36 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::config_for;
-use pgseal::{AuditLog, MasterKey, MasterKeyring};
-use pgseal_proxy::{serve_encrypted, EncryptionOptions, ProxyError};
-use pgseal_testkit::{TestCluster, TestDatabase};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use common::{encrypting_proxy, simple_rows, EncryptingProxy};
+use tokio_postgres::Client;
 
-struct Env {
-    db: TestDatabase,
-    addr: SocketAddr,
-    stop: Arc<Notify>,
-    task: JoinHandle<Result<(), ProxyError>>,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.stop.notify_one();
-        self.task.abort();
-    }
-}
-
-impl Env {
-    async fn client(&self) -> Client {
-        let conninfo = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={}",
-            self.addr.port(),
-            self.db.name()
-        );
-        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
-            .await
-            .expect("connect through the encrypting proxy");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
-    }
-}
-
-async fn setup() -> Env {
-    let cluster = TestCluster::shared();
-    let db = cluster.create_database().await;
-    let mut admin = db.connect().await;
-    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
-    pgseal::init(&mut admin, &master, &AuditLog::disabled())
-        .await
-        .expect("install pgseal");
-    admin
-        .batch_execute(
-            "CREATE SCHEMA enc; CREATE SCHEMA plain;
-             CREATE TABLE enc.t (id int PRIMARY KEY, v pgseal.text, n pgseal.numeric, \
-                 d pgseal.date, b pgseal.bool);
-             CREATE TABLE plain.t (id int PRIMARY KEY, v text, n numeric, d date, b bool);",
-        )
-        .await
-        .expect("schema");
-    let options = EncryptionOptions {
-        control_url: db.url().to_owned(),
-        master: MasterKeyring::new(
-            MasterKey::from_base64("test", &master.current().expose_base64()).expect("valid key"),
-            Vec::new(),
-        ),
-        audit: AuditLog::disabled(),
-        reload_interval: Duration::from_millis(500),
-    };
-    let stop = Arc::new(Notify::new());
-    let stopped = Arc::clone(&stop);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(serve_encrypted(
-        config_for(cluster),
-        options,
-        move |addr| {
-            let _ = tx.send(addr);
-        },
-        async move { stopped.notified().await },
-    ));
-    let addr = rx.await.expect("the proxy is ready");
-    Env {
-        db,
-        addr,
-        stop,
-        task,
-    }
+async fn setup() -> EncryptingProxy {
+    encrypting_proxy(
+        "CREATE SCHEMA enc; CREATE SCHEMA plain;
+         CREATE TABLE enc.t (id int PRIMARY KEY, v pgseal.text, n pgseal.numeric, \
+             d pgseal.date, b pgseal.bool);
+         CREATE TABLE plain.t (id int PRIMARY KEY, v text, n numeric, d date, b bool);",
+        Duration::from_millis(500),
+    )
+    .await
 }
 
 /// All rows of `schema.t`, as text, read through the proxy.
+/// Every row of `{schema}.t`, as text.
 async fn rows(client: &Client, schema: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(&format!(
-            "SELECT id, v, n, d, b FROM {schema}.t ORDER BY id"
-        ))
-        .await
-        .expect("read")
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
+    simple_rows(
+        client,
+        &format!("SELECT id, v, n, d, b FROM {schema}.t ORDER BY id"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_differing_in_constants_keep_their_own_values() {
     let env = setup().await;
-    let client = env.client().await;
+    let client = env.proxied().await;
     let strings = [
         "'a'",
         "''",

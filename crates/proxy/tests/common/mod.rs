@@ -4,11 +4,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pgseal_proxy::{HookFactory, PassThrough, Proxy, ProxyConfig};
-use pgseal_testkit::TestCluster;
+use std::time::Duration;
+
+use pgseal::{AuditLog, MasterKey, MasterKeyring};
+use pgseal_crypto::{DataKey, DataKeyId, KeyPurpose};
+use pgseal_proxy::{
+    serve_encrypted, EncryptionOptions, HookFactory, PassThrough, Proxy, ProxyConfig, ProxyError,
+};
+use pgseal_testkit::{TestCluster, TestDatabase};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client, NoTls, SimpleQueryMessage};
 
 /// A proxy serving in the background; stops when dropped.
 pub struct RunningProxy {
@@ -112,6 +118,195 @@ pub async fn connect_with_messages(
         }
     });
     (client, rx)
+}
+
+/// A test database with pgseal installed under a fresh master key, before any proxy runs.
+pub struct Installed {
+    /// The database.
+    pub db: TestDatabase,
+    /// A direct (unproxied) connection to it.
+    pub admin: Client,
+    /// The master keyring pgseal was installed with.
+    pub master: MasterKeyring,
+}
+
+/// Creates a database on the shared cluster, installs pgseal with a freshly generated master
+/// key, then runs `ddl` directly (so encrypted columns are created without the proxy).
+pub async fn install(ddl: &str) -> Installed {
+    let db = TestCluster::shared().create_database().await;
+    let mut admin = db.connect().await;
+    let master = MasterKeyring::new(MasterKey::generate(), Vec::new());
+    pgseal::init(&mut admin, &master, &AuditLog::disabled())
+        .await
+        .expect("install pgseal");
+    admin.batch_execute(ddl).await.expect("schema");
+    Installed { db, admin, master }
+}
+
+/// An independent copy of a keyring's current master key: the proxy gets its own, as it would
+/// in production, while the test keeps the original to wrap keys with.
+pub fn clone_master(ring: &MasterKeyring) -> MasterKeyring {
+    MasterKeyring::new(
+        MasterKey::from_base64("test", &ring.current().expose_base64()).expect("valid key"),
+        Vec::new(),
+    )
+}
+
+/// The encrypting proxy (`serve_encrypted`) in front of a test database; stops when dropped.
+pub struct EncryptingProxy {
+    /// The database behind the proxy.
+    pub db: TestDatabase,
+    /// Where the proxy listens.
+    pub addr: SocketAddr,
+    /// The master keyring pgseal was installed with (the proxy holds a copy).
+    pub master: MasterKeyring,
+    stop: Arc<Notify>,
+    task: JoinHandle<Result<(), ProxyError>>,
+}
+
+impl Drop for EncryptingProxy {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        self.task.abort();
+    }
+}
+
+impl EncryptingProxy {
+    /// Starts the encrypting proxy for `db`, reloading its catalogue every `reload_interval`,
+    /// and returns once it listens.
+    pub async fn start(db: TestDatabase, master: MasterKeyring, reload_interval: Duration) -> Self {
+        let options = EncryptionOptions {
+            control_url: db.url().to_owned(),
+            master: clone_master(&master),
+            audit: AuditLog::disabled(),
+            reload_interval,
+        };
+        let stop = Arc::new(Notify::new());
+        let stopped = Arc::clone(&stop);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(serve_encrypted(
+            config_for(TestCluster::shared()),
+            options,
+            move |addr| {
+                let _ = tx.send(addr);
+            },
+            async move { stopped.notified().await },
+        ));
+        let addr = rx.await.expect("the proxy is ready");
+        Self {
+            db,
+            addr,
+            master,
+            stop,
+            task,
+        }
+    }
+
+    /// A client connected through the proxy as `postgres`; its connection runs in the
+    /// background.
+    pub async fn proxied(&self) -> Client {
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            self.addr.port(),
+            self.db.name()
+        );
+        let (client, connection) = tokio_postgres::connect(&conninfo, NoTls)
+            .await
+            .expect("connect through the encrypting proxy");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+}
+
+impl EncryptingProxy {
+    /// The id pgseal gave `table.column`.
+    pub async fn column_id(&self, table: &str, column: &str) -> u32 {
+        let direct = self.db.connect().await;
+        let id: i32 = direct
+            .query_one(
+                "SELECT column_id::int4 FROM pgseal.columns \
+                 WHERE table_name = $1 AND column_name = $2",
+                &[&table, &column],
+            )
+            .await
+            .expect("column id")
+            .get(0);
+        u32::try_from(id).expect("positive")
+    }
+
+    /// Rotates a column's data key behind the proxy's back, as another pgseal process would:
+    /// in one transaction, a new active version wrapped under the master key and the previous
+    /// version demoted to decrypt-only. Returns the new version.
+    pub async fn rotate_data_key(&self, column_id: u32, purpose: KeyPurpose) -> u32 {
+        let store_purpose = match purpose {
+            KeyPurpose::Value => pgseal_store::PURPOSE_VALUE,
+            KeyPurpose::Index => pgseal_store::PURPOSE_INDEX,
+        };
+        let mut direct = self.db.connect().await;
+        let tx = direct.transaction().await.expect("tx");
+        let version = pgseal_store::next_key_version(&tx, column_id, store_purpose)
+            .await
+            .expect("next version");
+        pgseal_store::set_key_state(
+            &tx,
+            column_id,
+            store_purpose,
+            version - 1,
+            pgseal_store::KeyState::DecryptOnly,
+        )
+        .await
+        .expect("demote");
+        let id = DataKeyId {
+            column_id,
+            purpose,
+            version,
+        };
+        pgseal_store::insert_data_key(
+            &tx,
+            &pgseal_store::NewDataKey {
+                column_id,
+                purpose: store_purpose,
+                version,
+                state: pgseal_store::KeyState::Active,
+                wrapped_key: pgseal_crypto::wrap_data_key(
+                    self.master.current(),
+                    id,
+                    &DataKey::generate(),
+                ),
+                master_key_fingerprint: self.master.current().fingerprint().to_string(),
+            },
+        )
+        .await
+        .expect("new data key");
+        tx.commit().await.expect("commit rotation");
+        version
+    }
+}
+
+/// [`install`] with `ddl`, then [`EncryptingProxy::start`] with `reload_interval`.
+pub async fn encrypting_proxy(ddl: &str, reload_interval: Duration) -> EncryptingProxy {
+    let Installed { db, master, .. } = install(ddl).await;
+    EncryptingProxy::start(db, master, reload_interval).await
+}
+
+/// The rows of a simple-protocol query, as text.
+pub async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Raw protocol helpers for tests that misbehave on purpose.
