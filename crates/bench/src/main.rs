@@ -154,6 +154,10 @@ struct ReencryptArgs {
     /// Seconds of client load measured with nothing else running.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=3600))]
     idle_seconds: u32,
+    /// `--max-rows-per-second` of the third phase: a re-encryption throttled as an operator
+    /// would run it next to live traffic (0: skip that phase).
+    #[arg(long, default_value_t = 50_000)]
+    throttled_rows_per_second: u32,
     /// The document whose marked section receives the results.
     #[arg(long, default_value_os_t = default_doc())]
     doc: PathBuf,
@@ -319,6 +323,7 @@ async fn run_reencrypt(args: ReencryptArgs) -> Result<(), BenchError> {
         rows: args.rows,
         batch_size: args.batch_size as usize,
         idle_seconds: args.idle_seconds,
+        throttled_rows_per_second: args.throttled_rows_per_second,
         doc: (!args.no_doc).then_some(args.doc),
         command: command_line(),
     };
