@@ -1,5 +1,6 @@
 //! COPY through the proxy with real clients: psql's `\copy` from and to files (simple query
-//! protocol), and psycopg 3's `cursor.copy()` in text and binary. Each result is compared with
+//! protocol), psycopg 3's `cursor.copy()` in text and binary, and node `pg` with
+//! `pg-copy-streams` (`tests/drivers/node/copy.mjs`). Each result is compared with
 //! the same COPY on a plain-typed twin table straight to PostgreSQL.
 //!
 //! Encrypted mode only: every assertion here is about sealing and opening (ciphertext at rest,
@@ -9,7 +10,7 @@
 
 mod common;
 
-use common::{require_tool, tool_runs, Harness};
+use common::{repo_root, require_tool, run_checked, tool_runs, Harness};
 use pgseal_testkit::TestCluster;
 
 const SEALED: &str = "CREATE TABLE copy_sealed (id int, name text, email pgseal.email, \
@@ -235,4 +236,28 @@ async fn psycopg_cursor_copy_text_and_binary() {
     );
     assert!(sealed_error.contains("public.T.d"), "{sealed_error}");
     assert!(!sealed_error.contains("secret"), "{sealed_error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_pg_copy_streams_in_and_out() {
+    let dir = repo_root().join("tests/drivers/node");
+    let available = tool_runs("node", &["--version"]).await
+        && dir.join("node_modules/pg-copy-streams").is_dir();
+    if !require_tool(
+        available,
+        "node with tests/drivers/node/node_modules (npm ci)",
+    ) {
+        return;
+    }
+    let h = Harness::start().await;
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec", "copy.mjs"])
+        .current_dir(&dir)
+        .envs(h.driver_env());
+    let out = run_checked(&mut cmd, "node --test copy.mjs").await;
+    println!("{out}");
+    assert!(
+        out.contains("# pass 2") || out.contains("ℹ pass 2"),
+        "both node COPY tests ran and passed: {out}"
+    );
 }
