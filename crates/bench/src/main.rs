@@ -156,8 +156,12 @@ struct ReencryptArgs {
     idle_seconds: u32,
     /// `--max-rows-per-second` of the third phase: a re-encryption throttled as an operator
     /// would run it next to live traffic (0: skip that phase).
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 25_000)]
     throttled_rows_per_second: u32,
+    /// `--batch-size` of that throttled phase: smaller batches hold a core (and their row
+    /// locks) for less time at once.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    throttled_batch_size: u32,
     /// The document whose marked section receives the results.
     #[arg(long, default_value_os_t = default_doc())]
     doc: PathBuf,
@@ -324,6 +328,7 @@ async fn run_reencrypt(args: ReencryptArgs) -> Result<(), BenchError> {
         batch_size: args.batch_size as usize,
         idle_seconds: args.idle_seconds,
         throttled_rows_per_second: args.throttled_rows_per_second,
+        throttled_batch_size: args.throttled_batch_size as usize,
         doc: (!args.no_doc).then_some(args.doc),
         command: command_line(),
     };

@@ -16,8 +16,9 @@
 //!    running (idle), then while a second rotation's re-encryption runs. Ratio: p99 during ÷
 //!    p99 idle. Every read is checked against what the client wrote.
 //! 4. The same client during a third rotation's re-encryption limited with
-//!    `--max-rows-per-second` (`--throttled-rows-per-second`, default 50 000), as an operator
-//!    runs it next to live traffic.
+//!    `--max-rows-per-second` and smaller batches (`--throttled-rows-per-second`, default
+//!    25 000; `--throttled-batch-size`, default 50), as an operator runs it next to live
+//!    traffic.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub(crate) struct ReencryptSettings {
     pub(crate) idle_seconds: u32,
     /// Rate limit of the throttled re-encryption phase (0: no such phase).
     pub(crate) throttled_rows_per_second: u32,
+    /// Rows per batch in the throttled phase.
+    pub(crate) throttled_batch_size: usize,
     /// The document to update, or `None` to print only.
     pub(crate) doc: Option<PathBuf>,
     pub(crate) command: String,
@@ -233,7 +236,7 @@ pub(crate) async fn run(settings: ReencryptSettings) -> Result<(), BenchError> {
             &audit,
             &ColumnSelection::All,
             &ReencryptOptions {
-                batch_size: settings.batch_size,
+                batch_size: settings.throttled_batch_size,
                 max_rows_per_second: Some(f64::from(settings.throttled_rows_per_second)),
                 ..ReencryptOptions::default()
             },
@@ -560,8 +563,9 @@ fn report_section(settings: &ReencryptSettings, f: &Figures) -> String {
     );
     let throttled_label = f.throttled.as_ref().map(|t| {
         format!(
-            "during re-encryption at `--max-rows-per-second {}` ({} rows in {:.1} s, {:.0} rows/s)",
+            "during re-encryption at `--max-rows-per-second {} --batch-size {}` ({} rows in {:.1} s, {:.0} rows/s)",
             settings.throttled_rows_per_second,
+            settings.throttled_batch_size,
             t.rewritten,
             t.seconds,
             rate(t.rewritten, t.seconds)
