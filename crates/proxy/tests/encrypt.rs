@@ -662,6 +662,125 @@ async fn an_undescribed_portal_is_described_by_the_proxy_and_answered_in_the_cli
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_literal_is_sealed_afresh_at_every_execution() {
+    let env = standard_setup().await;
+    let client = env.proxied().await;
+    // The literal is part of the statement; the server must still get a new ciphertext each
+    // time, or equal ciphertexts would show which rows this statement wrote.
+    let insert = client
+        .prepare("INSERT INTO people (id, t, i4) VALUES ($1, 'the same literal', 7)")
+        .await
+        .expect("prepare");
+    for id in 1..=3i32 {
+        client.execute(&insert, &[&id]).await.expect("execute");
+    }
+    let update = client
+        .prepare("UPDATE people SET vc = 'also the same' WHERE id = $1")
+        .await
+        .expect("prepare update");
+    for id in 1..=3i32 {
+        client.execute(&update, &[&id]).await.expect("update");
+    }
+    let rows = client
+        .query("SELECT t, i4, vc FROM people ORDER BY id", &[])
+        .await
+        .expect("read back");
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row.get::<_, String>(0), "the same literal");
+        assert_eq!(row.get::<_, i32>(1), 7);
+        assert_eq!(row.get::<_, String>(2), "also the same");
+    }
+    let direct = env.db.connect().await;
+    for column in ["t", "i4", "vc"] {
+        let distinct: i64 = direct
+            .query_one(
+                &format!("SELECT count(DISTINCT {column}::bytea) FROM people"),
+                &[],
+            )
+            .await
+            .expect("direct read")
+            .get(0);
+        assert_eq!(distinct, 3, "column {column}: one ciphertext per execution");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_described_once_answers_later_portals_in_their_own_formats() {
+    use bytes::BytesMut;
+    use common::raw;
+    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute, Parse};
+    use tokio::io::AsyncWriteExt;
+
+    let env = standard_setup().await;
+    let client = env.proxied().await;
+    client
+        .batch_execute("INSERT INTO people (id, t, i4) VALUES (1, 'raw', 42)")
+        .await
+        .expect("insert");
+    let mut stream = raw::login(env.addr, env.db.name()).await;
+    let mut out = BytesMut::new();
+    Parse {
+        name: "s1".to_owned(),
+        sql: "SELECT t, i4 FROM people".to_owned(),
+        param_types: Vec::new(),
+    }
+    .encode(&mut out)
+    .expect("parse");
+    // The first portal is described by the proxy (the client never asks); the later ones use
+    // the columns learnt then, each in the formats its own Bind asks for.
+    for formats in [vec![0, 1], vec![1, 0], vec![0, 0]] {
+        Bind {
+            portal: String::new(),
+            statement: "s1".to_owned(),
+            param_formats: Vec::new(),
+            params: Vec::new(),
+            result_formats: formats,
+        }
+        .encode(&mut out)
+        .expect("bind");
+        Execute {
+            portal: String::new(),
+            max_rows: 0,
+        }
+        .encode(&mut out)
+        .expect("execute");
+        out.extend_from_slice(&raw::message(b'S', &[]));
+    }
+    stream.write_all(&out).await.expect("send");
+    let mut tags = Vec::new();
+    let mut rows = Vec::new();
+    let mut ready = 0;
+    while let Some((tag, body)) = raw::read_message(&mut stream).await {
+        tags.push(tag);
+        if tag == b'D' {
+            let row =
+                pgseal_proxy::pgseal_wire::backend::DataRow::decode(&bytes::Bytes::from(body))
+                    .expect("a data row");
+            rows.push(row.values);
+        }
+        if tag == b'Z' {
+            ready += 1;
+            if ready == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        tags,
+        vec![b'1', b'2', b'D', b'C', b'Z', b'2', b'D', b'C', b'Z', b'2', b'D', b'C', b'Z']
+    );
+    let text = Some(&b"raw"[..]);
+    let int_binary = 42i32.to_be_bytes();
+    assert_eq!(rows[0][0].as_deref(), text);
+    assert_eq!(rows[0][1].as_deref(), Some(&int_binary[..]));
+    assert_eq!(rows[1][0].as_deref(), text, "text is its own binary form");
+    assert_eq!(rows[1][1].as_deref(), Some(&b"42"[..]));
+    assert_eq!(rows[2][0].as_deref(), text);
+    assert_eq!(rows[2][1].as_deref(), Some(&b"42"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_output_follows_the_session_settings() {
     let env = standard_setup().await;
     let client = env.proxied().await;

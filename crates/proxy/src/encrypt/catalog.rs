@@ -235,6 +235,12 @@ impl DbHandle {
         self.snapshot.borrow().clone()
     }
 
+    /// Looks at the latest snapshot without taking a copy (no reference count touched: this
+    /// runs for every client message, in every session).
+    pub(crate) fn with_snapshot<T>(&self, look: impl FnOnce(&Snapshot) -> T) -> T {
+        look(&self.snapshot.borrow())
+    }
+
     /// A receiver to wait for newer snapshots.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.snapshot.clone()

@@ -155,11 +155,30 @@ pub(crate) fn tracked(name: &str) -> bool {
 }
 
 /// The values of the tracked settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Values {
     pub(crate) search_path: String,
     pub(crate) extra_float_digits: String,
     pub(crate) bytea_output: String,
+}
+
+impl Clone for Values {
+    fn clone(&self) -> Self {
+        Self {
+            search_path: self.search_path.clone(),
+            extra_float_digits: self.extra_float_digits.clone(),
+            bytea_output: self.bytea_output.clone(),
+        }
+    }
+
+    /// Field by field, reusing the strings' buffers: the tracker copies values at every
+    /// `ReadyForQuery`, and this keeps that free of allocations.
+    fn clone_from(&mut self, source: &Self) {
+        self.search_path.clone_from(&source.search_path);
+        self.extra_float_digits
+            .clone_from(&source.extra_float_digits);
+        self.bytea_output.clone_from(&source.bytea_output);
+    }
 }
 
 impl Default for Values {
@@ -334,20 +353,20 @@ impl Tracker {
         let failed = std::mem::take(&mut self.failed);
         if failed {
             // The statements after the error were skipped: a COMMIT among them never ran.
-            self.committed = self.confirmed.clone();
+            self.committed.clone_from(&self.confirmed);
         }
         if !idle {
             return;
         }
         if failed {
             // The implicit or explicit transaction that failed rolled back.
-            self.session = self.confirmed.clone();
+            self.session.clone_from(&self.confirmed);
         } else {
-            self.confirmed = self.session.clone();
+            self.confirmed.clone_from(&self.session);
         }
-        self.committed = self.confirmed.clone();
-        self.session = self.confirmed.clone();
-        self.current = self.confirmed.clone();
+        self.committed.clone_from(&self.confirmed);
+        self.session.clone_from(&self.confirmed);
+        self.current.clone_from(&self.confirmed);
         self.savepoints.clear();
     }
 }
