@@ -29,6 +29,8 @@ pub(crate) struct Settings {
     pub(crate) clients: u32,
     pub(crate) threads: u32,
     pub(crate) idle_clients: usize,
+    /// How many times every target × mode × workload runs; the report gives medians.
+    pub(crate) rounds: u32,
     /// The document to update, or `None` to print only.
     pub(crate) doc: Option<PathBuf>,
     /// The command line, as the report shows it.
@@ -165,57 +167,63 @@ pub(crate) async fn run(settings: Settings) -> Result<(), BenchError> {
 
     let mut results = Vec::new();
     let mut run_number = 0;
-    let total_runs = Workload::ALL.len() * Mode::ALL.len() * Target::ALL.len();
-    for workload in Workload::ALL {
-        for mode in Mode::ALL {
-            for target in Target::ALL {
-                run_number += 1;
-                let (port, script) = match target {
-                    Target::Direct => (Some(cluster.port()), builtin(workload)),
-                    Target::Pgbouncer => (Some(bouncer.port()), builtin(workload)),
-                    Target::Proxy => (Some(proxy.port()), builtin(workload)),
-                    Target::ProxyPlainCopy => (Some(proxy.port()), scripts.plain(workload)),
-                    Target::ProxyEncrypted => (
-                        encrypted_proxy.as_ref().map(ProxyProcess::port),
-                        scripts.sealed(workload),
-                    ),
-                };
-                let outcome = match port {
-                    None => Outcome::Unavailable(
-                        encrypted_unavailable
-                            .clone()
-                            .unwrap_or_else(|| NOT_BUILT.to_owned()),
-                    ),
-                    Some(port) => {
-                        progress(&format!(
-                            "run {run_number}/{total_runs}: {} -M {} {} for {} s",
-                            target.label(),
-                            mode.flag(),
-                            workload.label(),
-                            settings.seconds
-                        ));
-                        reset_between_runs(&client).await?;
-                        pgbench
-                            .run(
-                                port,
-                                mode,
-                                &script,
-                                settings.seconds,
-                                work.path(),
-                                &format!("run{run_number}"),
-                            )
-                            .await?
+    let runs_per_round = Workload::ALL.len() * Mode::ALL.len() * Target::ALL.len();
+    let total_runs = runs_per_round * settings.rounds as usize;
+    for round in 0..settings.rounds {
+        for workload in Workload::ALL {
+            for mode in Mode::ALL {
+                for target in targets_in_run_order(round) {
+                    run_number += 1;
+                    let (port, script) = match target {
+                        Target::Direct => (Some(cluster.port()), builtin(workload)),
+                        Target::Pgbouncer => (Some(bouncer.port()), builtin(workload)),
+                        Target::Proxy => (Some(proxy.port()), builtin(workload)),
+                        Target::ProxyPlainCopy => (Some(proxy.port()), scripts.plain(workload)),
+                        Target::ProxyEncrypted => (
+                            encrypted_proxy.as_ref().map(ProxyProcess::port),
+                            scripts.sealed(workload),
+                        ),
+                    };
+                    let outcome = match port {
+                        None => Outcome::Unavailable(
+                            encrypted_unavailable
+                                .clone()
+                                .unwrap_or_else(|| NOT_BUILT.to_owned()),
+                        ),
+                        Some(port) => {
+                            progress(&format!(
+                                "round {}/{}, run {run_number}/{total_runs}: {} -M {} {} for {} s",
+                                round + 1,
+                                settings.rounds,
+                                target.label(),
+                                mode.flag(),
+                                workload.label(),
+                                settings.seconds
+                            ));
+                            reset_between_runs(&client).await?;
+                            pgbench
+                                .run(
+                                    port,
+                                    mode,
+                                    &script,
+                                    settings.seconds,
+                                    work.path(),
+                                    &format!("run{run_number}"),
+                                )
+                                .await?
+                        }
+                    };
+                    if let Outcome::Failed(why) = &outcome {
+                        progress(&format!("  failed: {why}"));
                     }
-                };
-                if let Outcome::Failed(why) = &outcome {
-                    progress(&format!("  failed: {why}"));
+                    results.push(RunResult {
+                        round,
+                        target,
+                        mode,
+                        workload,
+                        outcome,
+                    });
                 }
-                results.push(RunResult {
-                    target,
-                    mode,
-                    workload,
-                    outcome,
-                });
             }
         }
     }
@@ -290,6 +298,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), BenchError> {
         clients: settings.clients,
         threads: settings.threads,
         idle_clients: settings.idle_clients,
+        rounds: settings.rounds,
         results,
         rss,
         scripts: script_texts,
@@ -351,6 +360,17 @@ impl CopyScripts {
             Workload::ReadWrite => self.plain_tpcb.clone(),
         })
     }
+}
+
+/// The targets in the order they run in `round`: [`Target::ALL`] rotated left by one place per
+/// round, so that over five rounds each target runs once in each position and drift over the
+/// benchmark (table bloat, checkpoints, other load on the machine) does not always land on the
+/// same target.
+fn targets_in_run_order(round: u32) -> [Target; 5] {
+    let mut order = Target::ALL;
+    let places = round as usize % order.len();
+    order.rotate_left(places);
+    order
 }
 
 fn builtin(workload: Workload) -> Script {
@@ -436,4 +456,41 @@ fn update_doc(path: &Path, section: &str) -> Result<(), BenchError> {
 
 fn progress(message: &str) {
     eprintln!("pgseal-bench: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_order_rotates_by_one_target_per_round() {
+        assert_eq!(targets_in_run_order(0), Target::ALL);
+        assert_eq!(
+            targets_in_run_order(1),
+            [
+                Target::Pgbouncer,
+                Target::Proxy,
+                Target::ProxyPlainCopy,
+                Target::ProxyEncrypted,
+                Target::Direct,
+            ]
+        );
+        // After as many rounds as there are targets, the order starts over.
+        assert_eq!(targets_in_run_order(5), Target::ALL);
+    }
+
+    #[test]
+    fn over_five_rounds_each_target_runs_once_in_each_position() {
+        for target in Target::ALL {
+            let mut positions: Vec<usize> = (0..5)
+                .filter_map(|round| {
+                    targets_in_run_order(round)
+                        .iter()
+                        .position(|&t| t == target)
+                })
+                .collect();
+            positions.sort_unstable();
+            assert_eq!(positions, vec![0, 1, 2, 3, 4], "{target:?}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! `pgseal-bench`: end-to-end benchmarks of the pgseal proxy.
 //!
 //! ```sh
-//! cargo run --release -p pgseal-bench -- proxy            # 16 runs of 15 s, about 6 minutes
+//! cargo run --release -p pgseal-bench -- proxy   # 3 rounds of 20 runs of 15 s, about 20 minutes
 //! cargo run --release -p pgseal-bench -- proxy --seconds 5 --no-doc
 //! ```
 //!
@@ -78,6 +78,10 @@ struct ProxyArgs {
     /// Length of the unmeasured warm-up run, in seconds (0: none).
     #[arg(long, default_value_t = 5)]
     warmup: u32,
+    /// Rounds: each runs every target × mode × workload once, in an order that rotates from
+    /// round to round; the report gives each cell's median TPS and range.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
     /// pgbench scale factor (`pgbench -i -s`); 100 000 accounts per unit.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     scale: u32,
@@ -266,6 +270,7 @@ async fn run_benchmark(args: ProxyArgs) -> Result<(), BenchError> {
         clients: args.clients,
         threads: args.threads,
         idle_clients: args.idle_clients as usize,
+        rounds: args.rounds,
         doc: (!args.no_doc).then_some(args.doc),
         command: command_line(),
     };

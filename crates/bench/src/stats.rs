@@ -139,6 +139,35 @@ pub(crate) fn percentile(sorted: &[u64], pct: f64) -> Option<u64> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
+/// The median of `values`: the middle value of an odd count, the mean of the two middle
+/// values of an even one. `None` for no values.
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
+    let order = sorted_order(values);
+    let count = order.len();
+    let upper = values.get(*order.get(count / 2)?)?;
+    if count % 2 == 1 {
+        return Some(*upper);
+    }
+    let lower = values.get(*order.get(count / 2 - 1)?)?;
+    Some((lower + upper) / 2.0)
+}
+
+/// Where in `values` the median lies: the middle value of an odd count, the lower of the two
+/// middle values of an even one (an actual value, so that the run it came from can be shown
+/// with it). `None` for no values.
+pub(crate) fn lower_median_index(values: &[f64]) -> Option<usize> {
+    let order = sorted_order(values);
+    order.get(order.len().checked_sub(1)? / 2).copied()
+}
+
+/// The indices of `values` in ascending order of value (`total_cmp`, so a NaN cannot make the
+/// order inconsistent; ties keep their input order).
+fn sorted_order(values: &[f64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +243,26 @@ mod tests {
         assert_eq!(percentile(&[], 99.0), None);
         assert_eq!(percentile(&values, 0.0), None);
         assert_eq!(percentile(&values, 101.0), None);
+    }
+
+    #[test]
+    fn median_of_an_odd_count_is_the_middle_value() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[7.5]), Some(7.5));
+        assert_eq!(median(&[5.0, 9.0, 1.0, 5.0, 4.0]), Some(5.0));
+        assert_eq!(median(&[]), None);
+        // The index of the middle value in the input, not in the sorted order.
+        assert_eq!(lower_median_index(&[3.0, 1.0, 2.0]), Some(2));
+        assert_eq!(lower_median_index(&[7.5]), Some(0));
+        assert_eq!(lower_median_index(&[]), None);
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_two_middle_values() {
+        assert_eq!(median(&[4.0, 1.0, 3.0, 10.0]), Some(3.5));
+        assert_eq!(median(&[2.0, 1.0]), Some(1.5));
+        // The lower of the two middle values: 3.0, at index 2.
+        assert_eq!(lower_median_index(&[4.0, 1.0, 3.0, 10.0]), Some(2));
+        assert_eq!(lower_median_index(&[2.0, 1.0]), Some(1));
     }
 }
