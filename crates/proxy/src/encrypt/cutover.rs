@@ -209,6 +209,15 @@ fn bind_statement(body: &[u8]) -> Option<&str> {
 }
 
 impl EncryptHook {
+    /// Whether any table is being migrated: without one (nearly always) there is nothing to
+    /// record or hold, and no copy of the catalog is taken for every statement.
+    fn any_migrating(&self) -> bool {
+        self.db.with_snapshot(|snapshot| match &snapshot.state {
+            SnapshotState::Ready(catalog) => !catalog.migrating().is_empty(),
+            _ => false,
+        })
+    }
+
     fn ready_catalog(&self) -> Option<Arc<DbCatalog>> {
         match self.db.snapshot().state {
             SnapshotState::Ready(catalog) => Some(catalog),
@@ -234,7 +243,7 @@ impl EncryptHook {
     /// Records what a frontend message touches (before the hook judges it).
     pub(super) fn note_frontend(&mut self, frame: &Frame, session: &SessionState) {
         self.cutover.failed = session.transaction_status() == TransactionStatus::Failed;
-        if !matches!(frame.tag, Query::TAG | Parse::TAG | Bind::TAG) {
+        if !matches!(frame.tag, Query::TAG | Parse::TAG | Bind::TAG) || !self.any_migrating() {
             // Nothing to record; only the cycle count.
             self.cutover.on_frontend(frame, None, None);
             return;
@@ -257,6 +266,9 @@ impl EncryptHook {
         }
         if self.cutover.gave_up.swap(false, Ordering::SeqCst) {
             // Held long enough: judged with what is loaded (fail closed if it no longer fits).
+            return None;
+        }
+        if !self.any_migrating() {
             return None;
         }
         let catalog = self.ready_catalog()?;
