@@ -128,6 +128,7 @@
 mod analyze;
 mod copy;
 mod error;
+mod quick_scan;
 mod scan;
 mod set_config;
 mod template;

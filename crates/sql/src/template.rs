@@ -35,12 +35,17 @@
 //!
 //! A template holds no literal value of an encrypted column; a key holds the text's
 //! non-abstracted tokens as written.
+//!
+//! Keys of common statements come from this crate's own scanner (`quick_scan`), many times
+//! cheaper than libpg_query's; it declines every text it is not sure PostgreSQL's scanner
+//! splits into the same tokens, and those are scanned by libpg_query. Both give the same key.
 
 use std::fmt;
 use std::ops::Range;
 
 use pg_query::protobuf::{KeywordKind, Token};
 
+use crate::quick_scan::{QuickKind, QuickScanner};
 use crate::{Analysis, Literal, SearchValue, StatementKind};
 
 /// Marker that replaces an abstracted constant in a key. A statement text never holds a NUL
@@ -94,50 +99,46 @@ impl fmt::Debug for TemplateKey {
 }
 
 impl TemplateKey {
-    /// The key of `sql`, scanning it with PostgreSQL's scanner. `None` if it does not scan or
-    /// holds a NUL.
+    /// The key of `sql`. `None` if it does not scan or holds a NUL.
+    ///
+    /// Common statements are scanned by a scanner of this crate that is sure to split them as
+    /// PostgreSQL does (and many times cheaper than libpg_query's); anything else by
+    /// PostgreSQL's scanner. Both give the same key.
     pub fn of(sql: &str) -> Option<TemplateKey> {
         if sql.contains(MARKER) {
             return None;
         }
-        let scanned = pg_query::scan(sql).ok()?;
-        let mut key = String::with_capacity(sql.len());
-        let mut slots = Vec::new();
-        let mut minus = Vec::new();
-        let mut positional = false;
-        let mut copied = 0;
-        for token in &scanned.tokens {
-            let start = usize::try_from(token.start).ok()?;
-            let end = usize::try_from(token.end).ok()?;
-            let text = sql.get(start..end)?;
-            if start < copied {
-                return None;
-            }
-            if token.keyword_kind != KeywordKind::NoKeyword as i32 {
-                positional |=
-                    text.eq_ignore_ascii_case("by") || text.eq_ignore_ascii_case("distinct");
-                continue;
-            }
-            if text == "-" {
-                minus.push(start);
-                continue;
-            }
-            let Some(kind) = slot_kind(token.token, text) else {
-                continue;
-            };
-            key.push_str(sql.get(copied..start)?);
-            key.push(MARKER);
-            key.push(kind.tag());
-            slots.push((start..end, kind));
-            copied = end;
+        quick_key(sql).or_else(|| postgres_key(sql))
+    }
+
+    /// The key of `sql` from this crate's scanner; `None` when the scanner declines the text.
+    /// For tests and measurements; use [`of`](Self::of).
+    #[doc(hidden)]
+    pub fn of_quick_scan(sql: &str) -> Option<TemplateKey> {
+        if sql.contains(MARKER) {
+            return None;
         }
-        key.push_str(sql.get(copied..)?);
-        Some(TemplateKey {
-            key,
-            slots,
-            minus,
-            positional,
-        })
+        quick_key(sql)
+    }
+
+    /// The key of `sql` from PostgreSQL's scanner (libpg_query). For tests and measurements;
+    /// use [`of`](Self::of).
+    #[doc(hidden)]
+    pub fn of_postgres_scan(sql: &str) -> Option<TemplateKey> {
+        if sql.contains(MARKER) {
+            return None;
+        }
+        postgres_key(sql)
+    }
+
+    /// Everything that makes up the key (it holds the text's values): for tests comparing
+    /// keys.
+    #[doc(hidden)]
+    pub fn parts_for_tests(&self) -> String {
+        format!(
+            "key={:?} slots={:?} minus={:?} positional={}",
+            self.key, self.slots, self.minus, self.positional
+        )
     }
 
     /// The key as a string, for hashing.
@@ -152,21 +153,135 @@ impl TemplateKey {
     }
 }
 
+/// The key of `sql` from this crate's scanner; `None` when the scanner declines the text
+/// (then [`postgres_key`] decides).
+fn quick_key(sql: &str) -> Option<TemplateKey> {
+    let tokens = QuickScanner::new(sql).map(|token| {
+        let token = token?;
+        let class = match token.kind {
+            // Every word is taken for a keyword: the key only asks whether a keyword is `BY`
+            // or `DISTINCT`, which are always keywords, and skips identifiers as it skips
+            // other keywords.
+            QuickKind::Word => TokenClass::Keyword,
+            QuickKind::Sconst => TokenClass::String,
+            QuickKind::Iconst => TokenClass::Integer,
+            QuickKind::Fconst => TokenClass::Decimal,
+            QuickKind::QuotedIdent | QuickKind::Param | QuickKind::Symbol => TokenClass::Other,
+        };
+        Some((token.range, class))
+    });
+    key_of_tokens(sql, tokens)
+}
+
+/// The key of `sql` from PostgreSQL's scanner (libpg_query).
+fn postgres_key(sql: &str) -> Option<TemplateKey> {
+    let scanned = pg_query::scan(sql).ok()?;
+    key_of_tokens(
+        sql,
+        scanned.tokens.iter().map(|token| {
+            let start = usize::try_from(token.start).ok()?;
+            let end = usize::try_from(token.end).ok()?;
+            let class = if token.keyword_kind != KeywordKind::NoKeyword as i32 {
+                TokenClass::Keyword
+            } else if token.token == Token::Sconst as i32 {
+                TokenClass::String
+            } else if token.token == Token::Iconst as i32 {
+                TokenClass::Integer
+            } else if token.token == Token::Fconst as i32 {
+                TokenClass::Decimal
+            } else {
+                TokenClass::Other
+            };
+            Some((start..end, class))
+        }),
+    )
+}
+
+/// What a key needs to know of a token, whichever scanner produced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TokenClass {
+    /// A keyword (only `BY` and `DISTINCT` matter).
+    Keyword,
+    /// PostgreSQL's `SCONST`.
+    String,
+    /// `ICONST`.
+    Integer,
+    /// `FCONST`.
+    Decimal,
+    /// Anything else.
+    Other,
+}
+
+/// The key of `sql` from its tokens, in text order (`None` in the sequence: a token the
+/// scanner could not place).
+fn key_of_tokens(
+    sql: &str,
+    tokens: impl Iterator<Item = Option<(Range<usize>, TokenClass)>>,
+) -> Option<TemplateKey> {
+    // A key is longer than its text when constants are shorter than their two-byte markers.
+    let mut key = String::with_capacity(sql.len() + 32);
+    let mut slots = Vec::with_capacity(8);
+    let mut minus = Vec::new();
+    let mut positional = false;
+    let mut copied = 0;
+    for token in tokens {
+        let (range, class) = token?;
+        let (start, end) = (range.start, range.end);
+        let text = sql.get(start..end)?;
+        if start < copied {
+            return None;
+        }
+        if class == TokenClass::Keyword {
+            positional |= text.eq_ignore_ascii_case("by") || text.eq_ignore_ascii_case("distinct");
+            continue;
+        }
+        if text == "-" {
+            minus.push(start);
+            continue;
+        }
+        let Some(kind) = slot_kind(class, text) else {
+            continue;
+        };
+        key.push_str(sql.get(copied..start)?);
+        key.push(MARKER);
+        key.push(kind.tag());
+        slots.push((start..end, kind));
+        copied = end;
+    }
+    key.push_str(sql.get(copied..)?);
+    Some(TemplateKey {
+        key,
+        slots,
+        minus,
+        positional,
+    })
+}
+
 /// The kind of slot a constant token can be, if it is abstractable.
-fn slot_kind(token: i32, text: &str) -> Option<SlotKind> {
-    if token == Token::Sconst as i32 {
-        let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
-        // No lone quote inside: a lone quote means a continuation (`'a'\n'b'`).
-        return (!inner.replace("''", "").contains('\'')).then_some(SlotKind::Str);
+fn slot_kind(class: TokenClass, text: &str) -> Option<SlotKind> {
+    match class {
+        TokenClass::String => {
+            let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
+            // No lone quote inside: a lone quote means a continuation (`'a'\n'b'`).
+            (!has_lone_quote(inner)).then_some(SlotKind::Str)
+        }
+        TokenClass::Integer => {
+            (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(SlotKind::Int)
+        }
+        TokenClass::Decimal => is_plain_decimal(text).then_some(SlotKind::Float),
+        TokenClass::Keyword | TokenClass::Other => None,
     }
-    if token == Token::Iconst as i32 {
-        return (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-            .then_some(SlotKind::Int);
+}
+
+/// Whether `inner` holds a quote that is not part of a `''` pair (pairs taken from the left).
+fn has_lone_quote(inner: &str) -> bool {
+    let mut bytes = inner.bytes();
+    while let Some(byte) = bytes.next() {
+        if byte == b'\'' && bytes.next() != Some(b'\'') {
+            return true;
+        }
     }
-    if token == Token::Fconst as i32 {
-        return is_plain_decimal(text).then_some(SlotKind::Float);
-    }
-    None
+    false
 }
 
 /// `digits[.digits][e[+-]digits]` or `.digits...`: what PostgreSQL keeps as written.
@@ -495,4 +610,22 @@ fn remap(analysis: &mut Analysis, shift: &Shift) -> Option<()> {
         }
     }
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The allocation-free check reads quotes as `replace("''", "")` then `contains`
+        /// would.
+        #[test]
+        fn lone_quotes_are_found_as_by_removing_pairs(inner in "[a'é]{0,12}") {
+            prop_assert_eq!(
+                has_lone_quote(&inner),
+                inner.replace("''", "").contains('\'')
+            );
+        }
+    }
 }

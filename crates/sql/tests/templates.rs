@@ -237,6 +237,43 @@ fn templates_match_fresh_analysis() {
 }
 
 #[test]
+fn quick_scan_keys_match_postgres_scan_keys() {
+    let mut failures = Vec::new();
+    let (mut accepted, mut declined) = (0, 0);
+    let texts = case_list::CASES
+        .iter()
+        .map(|(sql, _)| (*sql).to_owned())
+        .chain(EXTRA.iter().map(|sql| (*sql).to_owned()));
+    for sql in texts {
+        let variants = (0..4).filter_map(|n| variant(&sql, n));
+        for text in std::iter::once(sql.clone()).chain(variants) {
+            let Some(quick) = TemplateKey::of_quick_scan(&text) else {
+                declined += 1;
+                continue;
+            };
+            accepted += 1;
+            let quick = quick.parts_for_tests();
+            let postgres = TemplateKey::of_postgres_scan(&text).map(|key| key.parts_for_tests());
+            if postgres.as_ref() != Some(&quick) {
+                failures.push(format!(
+                    "{text:?}\n  quick:    {quick}\n  postgres: {postgres:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Most of the corpus is in the quick scanner's subset; some of it (dollar quotes, escape
+    // strings) is not.
+    assert!(accepted >= 300, "only {accepted} texts took the quick path");
+    assert!(declined >= 5, "only {declined} texts were declined");
+}
+
+#[test]
 fn keys_abstract_only_plain_constants() {
     let a = TemplateKey::of("SELECT * FROM t WHERE a = 1 AND b = 'x' AND c = 1.5").expect("scans");
     let b =
