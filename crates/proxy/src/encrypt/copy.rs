@@ -44,7 +44,7 @@ use pgseal_wire::frontend::CopyFail;
 use pgseal_wire::Frame;
 
 use super::catalog::{DbCatalog, SessionCatalog};
-use super::hook::{build, carries_ciphertext, open_value, seal, value_error, CORRUPTED};
+use super::hook::{build, carries_ciphertext, open_value, push_hex, seal, value_error, CORRUPTED};
 use crate::session::{BackendVerdict, FrontendVerdict};
 
 /// `CopyData` (both directions).
@@ -640,7 +640,9 @@ impl RowCodec {
                             CopyDirection::In => {
                                 let sealed =
                                     self.seal_text(&bytes, info, column, catalog, settings)?;
-                                let text = format!("\\x{}", hex::encode(sealed));
+                                let mut text = String::with_capacity(2 + sealed.len() * 2);
+                                text.push_str("\\x");
+                                push_hex(&mut text, &sealed);
                                 if csv {
                                     self.put_csv(out, text.as_bytes(), false, false);
                                 } else {
