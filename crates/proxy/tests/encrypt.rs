@@ -703,6 +703,57 @@ async fn a_prepared_literal_is_sealed_afresh_at_every_execution() {
             .get(0);
         assert_eq!(distinct, 3, "column {column}: one ciphertext per execution");
     }
+
+    // A Bind that does not match the statement's own parameters is refused by the proxy (the
+    // server would count the appended one too), and the session goes on.
+    use bytes::BytesMut;
+    use common::raw;
+    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute, Parse};
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw::login(env.addr, env.db.name()).await;
+    let mut out = BytesMut::new();
+    Parse {
+        name: "lit".to_owned(),
+        sql: "INSERT INTO people (id, t) VALUES ($1, 'the same literal')".to_owned(),
+        param_types: Vec::new(),
+    }
+    .encode(&mut out)
+    .expect("parse");
+    Bind {
+        portal: String::new(),
+        statement: "lit".to_owned(),
+        param_formats: Vec::new(),
+        params: Vec::new(),
+        result_formats: Vec::new(),
+    }
+    .encode(&mut out)
+    .expect("bind");
+    Execute {
+        portal: String::new(),
+        max_rows: 0,
+    }
+    .encode(&mut out)
+    .expect("execute");
+    out.extend_from_slice(&raw::message(b'S', &[]));
+    stream.write_all(&out).await.expect("send");
+    let mut error = None;
+    while let Some((tag, body)) = raw::read_message(&mut stream).await {
+        if tag == b'E' {
+            error = Some(raw::error_fields(&body));
+        }
+        if tag == b'Z' {
+            break;
+        }
+    }
+    let (code, message) = error.expect("the short Bind is refused");
+    assert_eq!(code, "08P01", "{message}");
+    assert!(message.contains("supplies 0 parameters"), "{message}");
+    stream
+        .write_all(&raw::query("SELECT count(*) FROM people"))
+        .await
+        .expect("send");
+    let tags = raw::read_until_ready(&mut stream).await;
+    assert_eq!(tags, vec![b'T', b'D', b'C', b'Z'], "the session goes on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
