@@ -1095,7 +1095,11 @@ impl EncryptHook {
             changed = true;
         }
         let invalidates_schema = statement.is_some_and(|s| s.invalidates_schema);
-        let bound_from = statement.map(|s| (bind.statement.clone(), s.id));
+        // Only while the statement's columns are unknown: a Describe of this portal then
+        // records them (take_describe); afterwards no name is copied per Bind.
+        let bound_from = statement
+            .filter(|s| s.fields.is_none())
+            .map(|s| (bind.statement.clone(), s.id));
         let slot = PlanSlot::default();
         let mut inject = None;
         match statement.and_then(|s| s.fields.as_ref()) {
