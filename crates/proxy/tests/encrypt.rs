@@ -49,6 +49,40 @@ async fn same_as_plain(client: &Client, sql: &str) {
     assert_eq!(encrypted, plain, "{sql}");
 }
 
+/// Appends a `Parse` of `sql` as statement `name` (no declared types) to `out`.
+fn raw_parse(out: &mut bytes::BytesMut, name: &str, sql: &str) {
+    use pgseal_proxy::pgseal_wire::frontend::Parse;
+    Parse {
+        name: name.to_owned(),
+        sql: sql.to_owned(),
+        param_types: Vec::new(),
+    }
+    .encode(out)
+    .expect("parse");
+}
+
+/// Appends one cycle to `out`: `Bind` of statement `statement` to the unnamed portal with no
+/// parameters and `result_formats`, `Execute` of every row, `Sync`.
+fn raw_execute(out: &mut bytes::BytesMut, statement: &str, result_formats: Vec<i16>) {
+    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute};
+    Bind {
+        portal: String::new(),
+        statement: statement.to_owned(),
+        param_formats: Vec::new(),
+        params: Vec::new(),
+        result_formats,
+    }
+    .encode(out)
+    .expect("bind");
+    Execute {
+        portal: String::new(),
+        max_rows: 0,
+    }
+    .encode(out)
+    .expect("execute");
+    out.extend_from_slice(&common::raw::message(b'S', &[]));
+}
+
 fn error_code<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> String {
     let err = result.expect_err("refused");
     err.code()
@@ -605,7 +639,6 @@ async fn portals_with_row_limits_and_pipelines_decrypt_every_row() {
 async fn an_undescribed_portal_is_described_by_the_proxy_and_answered_in_the_clients_format() {
     use bytes::BytesMut;
     use common::raw;
-    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute, Parse};
     use tokio::io::AsyncWriteExt;
 
     let env = standard_setup().await;
@@ -616,30 +649,9 @@ async fn an_undescribed_portal_is_described_by_the_proxy_and_answered_in_the_cli
         .expect("insert");
     let mut stream = raw::login(env.addr, env.db.name()).await;
     let mut out = BytesMut::new();
-    Parse {
-        name: String::new(),
-        sql: "SELECT t, i4 FROM people".to_owned(),
-        param_types: Vec::new(),
-    }
-    .encode(&mut out)
-    .expect("parse");
-    Bind {
-        portal: String::new(),
-        statement: String::new(),
-        param_formats: Vec::new(),
-        params: Vec::new(),
-        // Text for t, binary for i4.
-        result_formats: vec![0, 1],
-    }
-    .encode(&mut out)
-    .expect("bind");
-    Execute {
-        portal: String::new(),
-        max_rows: 0,
-    }
-    .encode(&mut out)
-    .expect("execute");
-    out.extend_from_slice(&raw::message(b'S', &[]));
+    raw_parse(&mut out, "", "SELECT t, i4 FROM people");
+    // Text for t, binary for i4.
+    raw_execute(&mut out, "", vec![0, 1]);
     stream.write_all(&out).await.expect("send");
     let mut tags = Vec::new();
     let mut row = None;
@@ -708,33 +720,15 @@ async fn a_prepared_literal_is_sealed_afresh_at_every_execution() {
     // server would count the appended one too), and the session goes on.
     use bytes::BytesMut;
     use common::raw;
-    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute, Parse};
     use tokio::io::AsyncWriteExt;
     let mut stream = raw::login(env.addr, env.db.name()).await;
     let mut out = BytesMut::new();
-    Parse {
-        name: "lit".to_owned(),
-        sql: "INSERT INTO people (id, t) VALUES ($1, 'the same literal')".to_owned(),
-        param_types: Vec::new(),
-    }
-    .encode(&mut out)
-    .expect("parse");
-    Bind {
-        portal: String::new(),
-        statement: "lit".to_owned(),
-        param_formats: Vec::new(),
-        params: Vec::new(),
-        result_formats: Vec::new(),
-    }
-    .encode(&mut out)
-    .expect("bind");
-    Execute {
-        portal: String::new(),
-        max_rows: 0,
-    }
-    .encode(&mut out)
-    .expect("execute");
-    out.extend_from_slice(&raw::message(b'S', &[]));
+    raw_parse(
+        &mut out,
+        "lit",
+        "INSERT INTO people (id, t) VALUES ($1, 'the same literal')",
+    );
+    raw_execute(&mut out, "lit", Vec::new());
     stream.write_all(&out).await.expect("send");
     let mut error = None;
     while let Some((tag, body)) = raw::read_message(&mut stream).await {
@@ -760,7 +754,6 @@ async fn a_prepared_literal_is_sealed_afresh_at_every_execution() {
 async fn a_statement_described_once_answers_later_portals_in_their_own_formats() {
     use bytes::BytesMut;
     use common::raw;
-    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute, Parse};
     use tokio::io::AsyncWriteExt;
 
     let env = standard_setup().await;
@@ -771,32 +764,11 @@ async fn a_statement_described_once_answers_later_portals_in_their_own_formats()
         .expect("insert");
     let mut stream = raw::login(env.addr, env.db.name()).await;
     let mut out = BytesMut::new();
-    Parse {
-        name: "s1".to_owned(),
-        sql: "SELECT t, i4 FROM people".to_owned(),
-        param_types: Vec::new(),
-    }
-    .encode(&mut out)
-    .expect("parse");
+    raw_parse(&mut out, "s1", "SELECT t, i4 FROM people");
     // The first portal is described by the proxy (the client never asks); the later ones use
     // the columns learnt then, each in the formats its own Bind asks for.
     for formats in [vec![0, 1], vec![1, 0], vec![0, 0]] {
-        Bind {
-            portal: String::new(),
-            statement: "s1".to_owned(),
-            param_formats: Vec::new(),
-            params: Vec::new(),
-            result_formats: formats,
-        }
-        .encode(&mut out)
-        .expect("bind");
-        Execute {
-            portal: String::new(),
-            max_rows: 0,
-        }
-        .encode(&mut out)
-        .expect("execute");
-        out.extend_from_slice(&raw::message(b'S', &[]));
+        raw_execute(&mut out, "s1", formats);
     }
     stream.write_all(&out).await.expect("send");
     let mut tags = Vec::new();
