@@ -18,15 +18,20 @@ const CHUNK: usize = 1 << 20;
 const SEALED_CHUNK: usize = CHUNK + 16;
 
 fn pgseal(args: &[&str], env: &[(&str, &str)]) -> Output {
-    pgseal_as(None, args, env)
+    pgseal_as(Path::new(env!("CARGO_BIN_EXE_pgseal")), None, args, env)
 }
 
-/// Runs pgseal as `run_as` (the server's user when tests run as root).
-fn pgseal_as(run_as: Option<RunAs>, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pgseal"));
+/// Runs `binary` (a pgseal) as `run_as` (the server's user when tests run as root). That user
+/// may not reach the build directory (a checkout under a private temporary directory): pass a
+/// copy it can execute, whose directory it may also work in.
+fn pgseal_as(binary: &Path, run_as: Option<RunAs>, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(binary);
     command.args(args);
     if let Some(user) = run_as {
         command.uid(user.uid).gid(user.gid);
+        if let Some(dir) = binary.parent() {
+            command.current_dir(dir);
+        }
     }
     // Start from a clean slate: the developer's own keys must not leak into a test.
     for var in [
@@ -599,7 +604,7 @@ impl RestoredServer {
         let mut cmd = Command::new(self.bin_dir.join("pg_ctl"));
         cmd.env_remove("PGDATA");
         if let Some(user) = self.run_as {
-            cmd.uid(user.uid).gid(user.gid);
+            cmd.uid(user.uid).gid(user.gid).current_dir(&self.data_dir);
         }
         cmd
     }
@@ -689,6 +694,7 @@ async fn point_in_time_recovery_reaches_the_named_restore_point_exactly() {
 
     // The repository belongs to the server's user, who also takes the base backup.
     let base = ok(pgseal_as(
+        &binary,
         run_as,
         &["backup", "base", "--repo", repo_s, "--fast-checkpoint"],
         &[
@@ -741,7 +747,7 @@ async fn point_in_time_recovery_reaches_the_named_restore_point_exactly() {
         .env_remove("PGSEAL_BACKUP_KEY")
         .env("PGSEAL_BACKUP_KEY_FILE", key_file_s);
     if let Some(user) = run_as {
-        restore.uid(user.uid).gid(user.gid);
+        restore.uid(user.uid).gid(user.gid).current_dir(work.path());
     }
     ok(restore.output().expect("restore-base runs"));
     assert!(data_dir.join("PG_VERSION").is_file());
