@@ -25,6 +25,9 @@ pub const MIN_MESSAGE_LEN_LIMIT: usize = 64 << 10;
 /// The largest startup packet accepted, as PostgreSQL itself limits it (10000 bytes).
 pub const MAX_STARTUP_PACKET_LEN: usize = 10_000;
 
+/// The most worker threads accepted in [`ProxyConfig::workers`].
+pub const MAX_WORKERS: usize = 1024;
+
 /// Where the proxy listens, where it connects, and its limits.
 ///
 /// Build it with [`ProxyConfig::new`] or [`ProxyConfig::with_upstream_url`] and adjust the
@@ -45,6 +48,10 @@ pub struct ProxyConfig {
     /// Most client connections served at once; further clients get PostgreSQL's
     /// `53300 too_many_connections` error. Default 1000.
     pub max_connections: usize,
+    /// Threads serving connections, each with a single-threaded runtime that owns the
+    /// sessions handed to it (see the `workers` module). Default: one per core
+    /// ([`std::thread::available_parallelism`]). At most [`MAX_WORKERS`].
+    pub workers: usize,
     /// Time allowed to open the TCP connection to the server. Default 10 s.
     pub connect_timeout: Duration,
     /// Time allowed from accepting a client to its session being ready for queries (startup
@@ -77,6 +84,7 @@ impl ProxyConfig {
             upstream_port,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             max_connections: 1000,
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             connect_timeout: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(60),
             idle_timeout: None,
@@ -127,6 +135,15 @@ impl ProxyConfig {
                     "is {}; it must be between 1 and {}",
                     self.max_connections,
                     tokio::sync::Semaphore::MAX_PERMITS
+                ),
+            });
+        }
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(ProxyError::InvalidConfig {
+                setting: "workers",
+                problem: format!(
+                    "is {}; it must be between 1 and {MAX_WORKERS} (one per core is best)",
+                    self.workers
                 ),
             });
         }
@@ -283,6 +300,12 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = ok.clone();
         c.max_connections = 0;
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.workers = 0;
+        assert!(c.validate().is_err());
+        let mut c = ok.clone();
+        c.workers = MAX_WORKERS + 1;
         assert!(c.validate().is_err());
         let mut c = ok.clone();
         c.idle_timeout = Some(Duration::ZERO);

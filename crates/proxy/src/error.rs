@@ -129,6 +129,13 @@ pub enum ProxyError {
         source: pgseal::Error,
     },
 
+    /// The threads that serve connections cannot be started.
+    #[error("cannot start the proxy's worker threads: {source}; lower the number of workers")]
+    Workers {
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed; cannot create a cancel key")]
     Random,

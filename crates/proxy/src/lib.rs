@@ -45,6 +45,9 @@
 //!   that client's connection with `FATAL 08P01`.
 //! * **Session state** ([`SessionState`]): the server's `ParameterStatus` values, the
 //!   transaction status, the startup parameters.
+//! * **Threads**: the listener hands each connection to one of [`ProxyConfig::workers`]
+//!   threads (one per core by default), each with a single-threaded runtime, which serves it
+//!   to the end: a session's wake-ups stay on its thread.
 //! * **Isolation**: each connection is a task; a failure or panic in one never affects another
 //!   or the listener.
 //! * **Logging** (`tracing`): connections opened and closed with peer address and duration,
@@ -62,10 +65,11 @@ mod scram;
 mod server;
 mod session;
 pub mod tls;
+mod workers;
 
 pub use config::{
     ProxyConfig, DEFAULT_MAX_MESSAGE_LEN, MAX_MESSAGE_LEN_LIMIT, MAX_STARTUP_PACKET_LEN,
-    MIN_MESSAGE_LEN_LIMIT,
+    MAX_WORKERS, MIN_MESSAGE_LEN_LIMIT,
 };
 pub use encrypt::{
     serve_encrypted, serve_encrypted_with_reload, EncryptionOptions, ReloadHandle,

@@ -1,4 +1,4 @@
-//! The listener: accepts clients and runs each connection in a task of its own.
+//! The listener: accepts clients and hands each connection to a [worker](crate::workers).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::cancel::CancelRegistry;
-use crate::connection::{serve_client, Context};
+use crate::connection::Context;
 use crate::session::{HookFactory, PassThrough};
+use crate::workers::Workers;
 use crate::{ProxyConfig, ProxyError};
 
 /// Pause after a failed `accept` (out of file descriptors, for instance), so the loop does not
@@ -104,13 +104,14 @@ impl<F: HookFactory> Proxy<F> {
     /// Accepts clients until `shutdown` completes, then closes every open session (their
     /// servers roll back whatever transaction was open) and returns.
     ///
-    /// Each connection runs in a task of its own: a client that misbehaves, or a panic while
-    /// serving one, ends only that connection (the panic is logged) and the proxy keeps
-    /// accepting. Errors of `accept` itself (such as running out of file descriptors) are
-    /// logged and retried.
+    /// Connections are served by [`ProxyConfig::workers`] threads, each running its own
+    /// single-threaded runtime; this future only accepts. Each connection is a task of its
+    /// own: a client that misbehaves, or a panic while serving one, ends only that connection
+    /// (the panic is logged) and the proxy keeps accepting. Errors of `accept` itself (such as
+    /// running out of file descriptors) are logged and retried.
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for listener failures that cannot be retried.
+    /// [`ProxyError::Workers`] when the worker threads cannot be started.
     pub async fn serve<S: Future>(self, shutdown: S) -> Result<(), ProxyError> {
         let Self {
             listener,
@@ -118,11 +119,12 @@ impl<F: HookFactory> Proxy<F> {
             context,
         } = self;
         let limit = Arc::new(Semaphore::new(context.config.max_connections));
-        let mut sessions = JoinSet::new();
+        let workers = Workers::start(context.config.workers, &context)?;
         info!(
             listen = %local_addr,
             upstream_host = %context.config.upstream_host,
             upstream_port = context.config.upstream_port,
+            workers = context.config.workers,
             "pgseal proxy accepting connections"
         );
         tokio::pin!(shutdown);
@@ -131,31 +133,22 @@ impl<F: HookFactory> Proxy<F> {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        // Over the limit the task still runs, to tell the client why.
+                        // Over the limit the session still runs, to tell the client why.
                         let permit = Arc::clone(&limit).try_acquire_owned().ok();
-                        sessions.spawn(serve_client(stream, peer, Arc::clone(&context), permit));
+                        workers.dispatch(stream, peer, permit);
                     }
                     Err(error) => {
                         warn!(%error, "cannot accept a connection; retrying");
                         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     }
                 },
-                Some(joined) = sessions.join_next(), if !sessions.is_empty() => {
-                    if let Err(join_error) = joined {
-                        if join_error.is_panic() {
-                            // The payload is not logged: it may quote data the task handled.
-                            error!("a connection task panicked; that connection is closed, \
-                                    the proxy keeps serving");
-                        }
-                    }
-                }
             }
         }
         info!(
-            open_sessions = sessions.len(),
+            open_sessions = workers.open_sessions(),
             "pgseal proxy shutting down; closing open sessions"
         );
-        sessions.shutdown().await;
+        workers.shutdown().await;
         Ok(())
     }
 }

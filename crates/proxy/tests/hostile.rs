@@ -264,27 +264,77 @@ async fn unreachable_upstream_gives_the_client_08006() {
     assert!(!db.message().contains(&cluster.cluster().host().to_string()));
 }
 
+/// Sessions spread over several workers (each new one goes to the least busy) are all closed
+/// at shutdown, and the transactions they had open roll back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_stops_accepting_and_closes_sessions() {
+async fn shutdown_stops_accepting_and_closes_sessions_on_every_worker() {
     let cluster = TestCluster::shared();
     let db = cluster.create_database().await;
-    let proxy = start_proxy(cluster).await;
+    let direct = db.connect().await;
+    direct
+        .batch_execute("create table pending (session int)")
+        .await
+        .expect("create table");
+    let mut config = common::config_for(cluster);
+    config.workers = 3;
+    let proxy = common::start_proxy_with(config, pgseal_proxy::PassThrough).await;
     let addr = proxy.addr;
-    let client = connect(&proxy, db.name()).await;
-    client
-        .simple_query("select 1")
+    let mut clients = Vec::new();
+    for session in 0..7 {
+        let client = connect(&proxy, db.name()).await;
+        client
+            .batch_execute(&format!("begin; insert into pending values ({session})"))
+            .await
+            .expect("open a transaction through the proxy");
+        clients.push(client);
+    }
+    let backends: i64 = direct
+        .query_one(
+            "select count(*) from pg_stat_activity \
+             where datname = current_database() and state = 'idle in transaction'",
+            &[],
+        )
         .await
-        .expect("before shutdown");
+        .expect("count sessions")
+        .get(0);
+    assert_eq!(backends, 7, "every session reached the server");
+
     proxy.stop().await;
-    let err = client
-        .simple_query("select 1")
-        .await
-        .expect_err("the session was closed");
-    assert!(err.is_closed() || err.code().is_none(), "{err}");
+    for client in &clients {
+        let err = client
+            .simple_query("select 1")
+            .await
+            .expect_err("the session was closed");
+        assert!(err.is_closed() || err.code().is_none(), "{err}");
+    }
     assert!(
         TcpStream::connect(addr).await.is_err(),
         "nothing listens after shutdown"
     );
+    // The servers saw their clients go and rolled back.
+    let mut left = i64::MAX;
+    for _ in 0..100 {
+        left = direct
+            .query_one(
+                "select count(*) from pg_stat_activity \
+                 where datname = current_database() and pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("count sessions")
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "every server session ended");
+    let rows: i64 = direct
+        .query_one("select count(*) from pending", &[])
+        .await
+        .expect("count rows")
+        .get(0);
+    assert_eq!(rows, 0, "nothing of the open transactions was committed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

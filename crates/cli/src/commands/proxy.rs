@@ -39,6 +39,10 @@ pub struct Args {
     /// sslmode=require). Needs --tls-cert and --tls-key.
     #[arg(long, env = "PGSEAL_REQUIRE_TLS", requires = "tls_cert")]
     require_tls: bool,
+    /// Threads serving client connections, each owning the sessions it is given [default: one
+    /// per core].
+    #[arg(long, env = "PGSEAL_WORKERS")]
+    workers: Option<usize>,
 }
 
 /// Serves until Ctrl-C or SIGTERM; reloads on SIGHUP.
@@ -60,6 +64,9 @@ pub async fn run(args: Args) -> CommandResult {
     // connections': reloading it reaches both.
     let upstream_tls = config.upstream_tls.clone();
     config.require_tls = args.require_tls;
+    if let Some(workers) = args.workers {
+        config.workers = workers;
+    }
     let options = EncryptionOptions {
         control_url: args.upstream,
         master: master.keyring,

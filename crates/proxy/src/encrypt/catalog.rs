@@ -272,6 +272,10 @@ pub(crate) struct Catalogs {
     reload_interval: Duration,
     databases: Mutex<HashMap<String, Arc<DbHandle>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The runtime the proxy was started on. Loaders and control connections run there, not
+    /// on the worker thread of whichever session first named a database: they serve every
+    /// session and outlive any one of them.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Drop for Catalogs {
@@ -289,6 +293,8 @@ impl Drop for Catalogs {
 }
 
 impl Catalogs {
+    /// Settings checked; nothing connects yet. Must be called on the runtime the loaders are to
+    /// run on.
     pub(crate) fn new(
         control_url: &str,
         master: MasterKeyring,
@@ -319,6 +325,7 @@ impl Catalogs {
             reload_interval,
             databases: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            runtime: tokio::runtime::Handle::current(),
         }))
     }
 
@@ -379,7 +386,7 @@ impl Catalogs {
             snapshot: rx,
         });
         databases.insert(database.to_owned(), Arc::clone(&handle));
-        let task = tokio::spawn(loader(
+        let task = self.runtime.spawn(loader(
             Arc::downgrade(self),
             Arc::clone(&handle),
             tx,
@@ -466,7 +473,7 @@ impl Catalogs {
             .map_err(|err| pgseal::Error::Database(pgseal::describe_db_error(&err)))?;
         let mut connection = connection;
         let listening = listener.is_some();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             // Drives the connection and forwards notifications; errors surface on the next
             // query through the client.
             while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
