@@ -495,11 +495,14 @@ async fn schema_changes_and_key_rotations_are_picked_up() {
         .batch_execute("INSERT INTO people (id, t) VALUES (2, 'before rotation')")
         .await
         .expect("insert");
+    // Read once before the rotation, so the session holds this result's description.
+    let rows = simple_rows(&client, "SELECT t FROM people WHERE id = 2").await;
+    assert_eq!(rows[0][0].as_deref(), Some("before rotation"));
     let column_id = env.column_id("people", "t").await;
     let version = env.rotate_data_key(column_id, KeyPurpose::Value).await;
     let direct = env.db.connect().await;
 
-    let mut rotated = false;
+    let mut rotated = None;
     for i in 0..20 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let id = 100 + i;
@@ -516,14 +519,18 @@ async fn schema_changes_and_key_rotations_are_picked_up() {
             .get(0);
         let header = pgseal_crypto::parse_ciphertext(&stored).expect("a ciphertext");
         if header.key_version == version {
-            rotated = true;
+            rotated = Some(id);
             break;
         }
     }
-    assert!(
-        rotated,
-        "the new key was not picked up within the reload interval"
-    );
+    let rotated = rotated.expect("the new key was not picked up within the reload interval");
+    // The same description as before the rotation, over a value only the new key opens.
+    let rows = simple_rows(
+        &client,
+        &format!("SELECT t FROM people WHERE id = {rotated}"),
+    )
+    .await;
+    assert_eq!(rows[0][0].as_deref(), Some("after"));
     let rows = simple_rows(&client, "SELECT t FROM people WHERE id = 2").await;
     assert_eq!(rows[0][0].as_deref(), Some("before rotation"));
 }
