@@ -121,11 +121,17 @@ pub(crate) async fn terminate(
     let Authentication::SaslContinue(data) = challenge else {
         return Err(unexpected());
     };
-    scram
-        .update(&data)
-        .map_err(|err| ProxyError::UpstreamAuthentication {
-            problem: format!("the server's SCRAM challenge is invalid: {err}"),
-        })?;
+    // PBKDF2 over the server's iteration count (4096 by default: milliseconds of CPU) runs off
+    // the session's worker thread, whose other sessions would wait for it.
+    let (mut scram, updated) = tokio::task::spawn_blocking(move || {
+        let updated = scram.update(&data);
+        (scram, updated)
+    })
+    .await
+    .map_err(|_| internal("the SCRAM computation was interrupted"))?;
+    updated.map_err(|err| ProxyError::UpstreamAuthentication {
+        problem: format!("the server's SCRAM challenge is invalid: {err}"),
+    })?;
     postgres_protocol::message::frontend::sasl_response(scram.message(), &mut out)
         .map_err(|_| internal("cannot encode SASLResponse"))?;
     send_server(server_write, &mut out).await?;

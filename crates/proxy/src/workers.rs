@@ -111,6 +111,8 @@ impl Workers {
             .iter()
             .min_by_key(|worker| worker.open_sessions.load(Ordering::Relaxed))
         else {
+            // Not reached: the configuration asks for at least one worker.
+            error!(%peer, "no proxy worker to serve the connection; closing it");
             return;
         };
         let stream = match stream.into_std() {
