@@ -265,6 +265,12 @@ async fn set_config_is_followed_or_refused() {
         .await
         .expect_err("refused");
     assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
+    // The name spelled with Unicode escapes: the proxy does not decode it, so it refuses.
+    let refused = client
+        .simple_query(r#"SELECT U&"s\0065t_config"('search_path', 'plain', false)"#)
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
     assert_eq!(
         column(&client, "SHOW search_path").await,
         [Some("enc, public".to_owned())]

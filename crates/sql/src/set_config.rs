@@ -45,12 +45,7 @@ impl std::fmt::Debug for SetConfigCall {
 /// Every `set_config(...)` call in `statement` (one statement's text). Text that does not
 /// scan but mentions `set_config` gives one [`SetConfigCall::Opaque`] without a name.
 pub fn set_config_calls(statement: &str) -> Vec<SetConfigCall> {
-    const NAME: &[u8] = b"set_config";
-    let mentions = statement
-        .as_bytes()
-        .windows(NAME.len())
-        .any(|w| w.eq_ignore_ascii_case(NAME));
-    if !mentions {
+    if !may_call_set_config(statement) {
         return Vec::new();
     }
     let Ok(scanned) = pg_query::scan(statement) else {
@@ -74,12 +69,13 @@ pub fn set_config_calls(statement: &str) -> Vec<SetConfigCall> {
         if !identifier {
             continue;
         }
-        match identifier_name(text) {
-            Some(name) if name == "set_config" => {}
-            // `U&"..."` could spell it.
-            None => {}
+        // `U&"..."` could spell it, or another name: such a call is never taken for a
+        // constant one.
+        let escaped = match identifier_name(text) {
+            Some(name) if name == "set_config" => false,
+            None => true,
             Some(_) => continue,
-        }
+        };
         if tokens.get(i + 1).map(|(_, t)| *t) != Some("(") {
             continue;
         }
@@ -88,9 +84,29 @@ pub fn set_config_calls(statement: &str) -> Vec<SetConfigCall> {
             .filter(|_| tokens.get(i + 3).map(|(_, t)| *t) == Some(","))
             .and_then(|(t, text)| plain_string(t, text))
             .map(|s| s.to_ascii_lowercase());
-        calls.push(whole_statement_call(&tokens, i).unwrap_or(SetConfigCall::Opaque { name }));
+        let constant = if escaped {
+            None
+        } else {
+            whole_statement_call(&tokens, i)
+        };
+        calls.push(constant.unwrap_or(SetConfigCall::Opaque { name }));
     }
     calls
+}
+
+/// Whether `statement` spells `set_config` in any case, or has a `U&"..."` identifier, whose
+/// escapes could spell it (`U&"s\0065t_config"`): only then is it scanned. Most statements
+/// are not, and this runs for every statement the proxy sees.
+fn may_call_set_config(statement: &str) -> bool {
+    const NAME: &[u8] = b"set_config";
+    let bytes = statement.as_bytes();
+    bytes.iter().enumerate().any(|(at, byte)| match byte {
+        b's' | b'S' => bytes
+            .get(at..at + NAME.len())
+            .is_some_and(|word| word.eq_ignore_ascii_case(NAME)),
+        b'&' => at > 0 && bytes[at - 1].eq_ignore_ascii_case(&b'u'),
+        _ => false,
+    })
 }
 
 /// The call at `at` if the statement is exactly `SELECT [pg_catalog.]set_config('n', 'v',
@@ -183,5 +199,29 @@ mod tests {
                 name: Some("search_path".into())
             }]
         );
+    }
+
+    /// A name spelled with Unicode escapes is not decoded, so it is taken for a call that
+    /// cannot be followed, never for no call at all.
+    #[test]
+    fn escaped_names_are_opaque_calls() {
+        for sql in [
+            r#"SELECT U&"s\0065t_config"('search_path', 'x', false)"#,
+            r#"select u&"\0073et_config"('search_path', 'x', false)"#,
+            r#"SELECT pg_catalog.U&"s\0065t_config"('search_path', 'x', false)"#,
+        ] {
+            assert_eq!(
+                set_config_calls(sql),
+                vec![SetConfigCall::Opaque {
+                    name: Some("search_path".into())
+                }],
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            set_config_calls("SELECT 'u&' AS x, setconfig FROM s"),
+            vec![]
+        );
+        assert!(set_config_calls(r"SELECT U&'\0041' AS x").is_empty());
     }
 }
