@@ -74,8 +74,11 @@ impl Workers {
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {
             // Built here rather than on the thread, so that a failure is reported to the caller.
+            // I/O and timers only: the signal and process drivers of `enable_all` would reap
+            // child processes at every park, on a thread that has none.
             let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_io()
+                .enable_time()
                 .build()
                 .map_err(|source| ProxyError::Workers { source })?;
             let (jobs, receiver) = mpsc::unbounded_channel();
