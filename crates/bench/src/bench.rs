@@ -102,18 +102,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), BenchError> {
     progress("starting pgbouncer and the proxies");
     let pool = settings.idle_clients + settings.clients as usize + 10;
     let bouncer = Pgbouncer::start(cluster.port(), pool)?;
-    let proxy = ProxyProcess::start(cluster.port(), None, work.path().join("proxy.log")).await?;
     let mut rss = Vec::new();
-    rss.push(
-        measure_rss(
-            "(c) pgseal proxy",
-            "fresh",
-            proxy.port(),
-            proxy.pid(),
-            &settings,
-        )
-        .await,
-    );
     let (encrypted_proxy, encrypted_unavailable) = match &encrypted_setup {
         None => (None, Some(NOT_BUILT.to_owned())),
         Some(setup) => {
@@ -141,7 +130,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), BenchError> {
     if let Some(p) = &encrypted_proxy {
         rss.push(
             measure_rss(
-                "(d) pgseal proxy, encrypted",
+                "(c), (c2), (d) pgseal proxy",
                 "fresh",
                 p.port(),
                 p.pid(),
@@ -177,8 +166,16 @@ pub(crate) async fn run(settings: Settings) -> Result<(), BenchError> {
                     let (port, script) = match target {
                         Target::Direct => (Some(cluster.port()), builtin(workload)),
                         Target::Pgbouncer => (Some(bouncer.port()), builtin(workload)),
-                        Target::Proxy => (Some(proxy.port()), builtin(workload)),
-                        Target::ProxyPlainCopy => (Some(proxy.port()), scripts.plain(workload)),
+                        // (c), (c2) and (d) share one process: the proxy as `pgseal proxy`
+                        // runs it, encryption layer included, whatever the tables hold.
+                        Target::Proxy => (
+                            encrypted_proxy.as_ref().map(ProxyProcess::port),
+                            builtin(workload),
+                        ),
+                        Target::ProxyPlainCopy => (
+                            encrypted_proxy.as_ref().map(ProxyProcess::port),
+                            scripts.plain(workload),
+                        ),
                         Target::ProxyEncrypted => (
                             encrypted_proxy.as_ref().map(ProxyProcess::port),
                             scripts.sealed(workload),
@@ -229,20 +226,10 @@ pub(crate) async fn run(settings: Settings) -> Result<(), BenchError> {
     }
 
     progress("measuring memory with idle clients");
-    rss.push(
-        measure_rss(
-            "(c) pgseal proxy",
-            "after the pgbench runs",
-            proxy.port(),
-            proxy.pid(),
-            &settings,
-        )
-        .await,
-    );
     if let Some(p) = &encrypted_proxy {
         rss.push(
             measure_rss(
-                "(d) pgseal proxy, encrypted",
+                "(c), (c2), (d) pgseal proxy",
                 "after the pgbench runs",
                 p.port(),
                 p.pid(),
@@ -263,7 +250,6 @@ pub(crate) async fn run(settings: Settings) -> Result<(), BenchError> {
     );
 
     progress("stopping");
-    proxy.stop().await;
     if let Some(p) = encrypted_proxy {
         p.stop().await;
     }

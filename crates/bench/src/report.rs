@@ -17,9 +17,10 @@ pub(crate) enum Target {
     Direct,
     /// pgbouncer in session mode.
     Pgbouncer,
-    /// The pgseal proxy on the standard pgbench tables.
+    /// The pgseal proxy (encryption layer included, as `pgseal proxy` runs it) on the standard
+    /// pgbench tables.
     Proxy,
-    /// Control: the pgseal proxy running (d)'s scripts on a plaintext copy.
+    /// Control: the same proxy running (d)'s scripts on a plaintext copy.
     ProxyPlainCopy,
     /// The pgseal proxy on a copy of `pgbench_accounts` with an encrypted `filler`.
     ProxyEncrypted,
@@ -150,7 +151,8 @@ pub(crate) struct Report {
     pub(crate) scripts: Vec<(&'static str, String)>,
 }
 
-/// The TPS target of (c) against (b), and of (d) against the plain proxy on the same workload.
+/// The TPS target of (c) against (b), and of (d) against the proxy on the same workload without
+/// encrypted columns.
 const PROXY_VS_PGBOUNCER_TARGET: f64 = 1.0;
 const ENCRYPTED_VS_PROXY_TARGET: f64 = 0.9;
 
@@ -309,8 +311,11 @@ impl Report {
             w,
             "pgbench against (a) PostgreSQL directly, (b) pgbouncer (session pooling), (c) the \
              pgseal proxy on the standard pgbench tables and (d) the pgseal proxy with an \
-             encrypted column, all in one invocation on one machine. Each proxy runs in a process of \
-             its own. Written by the benchmark itself; do not edit by hand.\n"
+             encrypted column, all in one invocation on one machine. (c), (c2) and (d) are one \
+             process: the encrypting proxy as `pgseal proxy` runs it, which analyses every \
+             statement whether or not its tables have encrypted columns. pgbouncer and the proxy \
+             each run in a process of their own. Written by the benchmark itself; do not edit \
+             by hand.\n"
         );
         let _ = writeln!(w, "Command (from the repository root):\n");
         let _ = writeln!(w, "```\n{}\n```\n", self.command);
@@ -361,7 +366,7 @@ impl Report {
              read-write update also sets `filler` to a string literal (encrypted by the proxy). \
              Before (d) runs, the benchmark checks that the stored filler is pgseal ciphertext \
              and that the proxy returns its plaintext. (c2) is a control: (d)'s scripts through \
-             the plain proxy on `pgbench_accounts_plain`, the same rows with a `text` filler, \
+             the same proxy on `pgbench_accounts_plain`, the same rows with a `text` filler, \
              so (d)/(c2) is the cost of encryption alone and (c2)/(c) the cost of the wider \
              rows and the extra column. The scripts are printed below.\n"
         );
@@ -413,7 +418,7 @@ impl Report {
         let _ = writeln!(
             w,
             "Targets: (c) at least pgbouncer's TPS; (d), the proxy on the same workload with \
-             encrypted columns, at least 90 % of the plain proxy's TPS. Judged ratios are of \
+             encrypted columns, at least 90 % of the proxy's TPS without them. Judged ratios are of \
              the median TPS of each cell.\n"
         );
         let _ = writeln!(
@@ -423,7 +428,7 @@ impl Report {
         let _ = writeln!(
             w,
             "* (d)/(c2) is judged against 0.9 as the (d) target, (d) vs (c) on the same \
-             workload: (c2) is the plain proxy running (d)'s scripts on a plaintext copy of \
+             workload: (c2) is the same proxy running (d)'s scripts on a plaintext copy of \
              the same rows, so the ratio is the cost of encryption alone."
         );
         let _ = writeln!(
