@@ -41,6 +41,19 @@ async fn standard_setup() -> EncryptingProxy {
     .await
 }
 
+/// The standard tables with one row of `people` (`t = 'raw'`, `i4 = 42`), and a raw protocol
+/// session logged in through the proxy.
+async fn one_row_and_raw_session() -> (EncryptingProxy, tokio::net::TcpStream) {
+    let env = standard_setup().await;
+    env.proxied()
+        .await
+        .batch_execute("INSERT INTO people (id, t, i4) VALUES (1, 'raw', 42)")
+        .await
+        .expect("insert");
+    let stream = common::raw::login(env.addr, env.db.name()).await;
+    (env, stream)
+}
+
 /// Runs `sql` (with `{t}` for the table) on the encrypted and the plain table through the
 /// proxy and requires identical text results.
 async fn same_as_plain(client: &Client, sql: &str) {
@@ -648,13 +661,8 @@ async fn an_undescribed_portal_is_described_by_the_proxy_and_answered_in_the_cli
     use common::raw;
     use tokio::io::AsyncWriteExt;
 
-    let env = standard_setup().await;
-    let client = env.proxied().await;
-    client
-        .batch_execute("INSERT INTO people (id, t, i4) VALUES (1, 'raw', 42)")
-        .await
-        .expect("insert");
-    let mut stream = raw::login(env.addr, env.db.name()).await;
+    // `_env` keeps the proxy and the database alive for the raw session.
+    let (_env, mut stream) = one_row_and_raw_session().await;
     let mut out = BytesMut::new();
     raw_parse(&mut out, "", "SELECT t, i4 FROM people");
     // Text for t, binary for i4.
@@ -763,13 +771,8 @@ async fn a_statement_described_once_answers_later_portals_in_their_own_formats()
     use common::raw;
     use tokio::io::AsyncWriteExt;
 
-    let env = standard_setup().await;
-    let client = env.proxied().await;
-    client
-        .batch_execute("INSERT INTO people (id, t, i4) VALUES (1, 'raw', 42)")
-        .await
-        .expect("insert");
-    let mut stream = raw::login(env.addr, env.db.name()).await;
+    // `_env` keeps the proxy and the database alive for the raw session.
+    let (_env, mut stream) = one_row_and_raw_session().await;
     let mut out = BytesMut::new();
     raw_parse(&mut out, "s1", "SELECT t, i4 FROM people");
     // The first portal is described by the proxy (the client never asks); the later ones use
