@@ -30,7 +30,6 @@
 //!   `ReadyForQuery`: exactly what a server error in the middle of a `COPY TO` looks like, so
 //!   libpq, tokio-postgres, psycopg and node-postgres report the error and stay usable.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -45,6 +44,7 @@ use pgseal_wire::Frame;
 
 use super::catalog::{DbCatalog, SessionCatalog};
 use super::hook::{build, carries_ciphertext, open_value, push_hex, seal, value_error, CORRUPTED};
+use super::names::ByName;
 use crate::session::{BackendVerdict, FrontendVerdict};
 
 /// `CopyData` (both directions).
@@ -125,8 +125,8 @@ pub(crate) struct CopyState {
     /// The plan of the `COPY` sent to the server whose `Copy*Response` has not come yet.
     next: Option<Arc<CopyPlan>>,
     /// Plans of prepared `COPY` statements and portals, by name (extended protocol).
-    statements: HashMap<String, Arc<CopyPlan>>,
-    portals: HashMap<String, Arc<CopyPlan>>,
+    statements: ByName<Arc<CopyPlan>>,
+    portals: ByName<Arc<CopyPlan>>,
     active: Option<Active>,
     /// The error the client receives in place of the server's answer to the proxy's `CopyFail`.
     failure: Option<ErrorFields>,
@@ -149,7 +149,7 @@ impl CopyState {
     pub(crate) fn on_parse(&mut self, name: &str, plan: Option<Arc<CopyPlan>>) {
         match plan {
             Some(plan) => {
-                self.statements.insert(name.to_owned(), plan);
+                self.statements.insert(name, plan);
             }
             None => {
                 self.statements.remove(name);
@@ -161,7 +161,7 @@ impl CopyState {
     pub(crate) fn on_bind(&mut self, statement: &str, portal: &str) {
         match self.statements.get(statement) {
             Some(plan) => {
-                self.portals.insert(portal.to_owned(), Arc::clone(plan));
+                self.portals.insert(portal, Arc::clone(plan));
             }
             None => {
                 self.portals.remove(portal);

@@ -332,7 +332,7 @@ impl EncryptHook {
             Ok(FrontendVerdict::Reject(fields)) | Err(fields) => {
                 // Nothing goes upstream: the old statement stays as the server has it.
                 self.expect.truncate(expected);
-                self.statements.insert(name, old);
+                self.statements.insert(&name, old);
                 return Err(fields);
             }
         }
@@ -412,7 +412,7 @@ impl EncryptHook {
             Ok(FrontendVerdict::Replace(frames)) => frames,
             Ok(FrontendVerdict::Reject(fields)) | Err(fields) => {
                 self.expect.truncate(expected);
-                self.statements.insert(name, old);
+                self.statements.insert(&name, old);
                 return Err(fields);
             }
         };

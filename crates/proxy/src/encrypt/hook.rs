@@ -40,6 +40,8 @@ mod cutover;
 mod plan_cache;
 use plan_cache::PlanCache;
 
+use super::names::ByName;
+
 /// SQLSTATE of a value that cannot be opened: `data_corrupted`.
 pub(crate) const CORRUPTED: &str = "XX001";
 /// How long a statement waits for its database's catalog to (re)load before the session
@@ -329,8 +331,8 @@ pub(crate) struct EncryptHook {
     applied: Option<Values>,
     standard_strings: bool,
     cache: PlanCache,
-    statements: HashMap<String, Statement>,
-    portals: HashMap<String, Portal>,
+    statements: ByName<Statement>,
+    portals: ByName<Portal>,
     next_id: u64,
     expect: VecDeque<Expect>,
     /// The result of the current simple-protocol statement.
@@ -361,8 +363,8 @@ impl EncryptHook {
             user,
             standard_strings: true,
             cache: PlanCache::default(),
-            statements: HashMap::new(),
-            portals: HashMap::new(),
+            statements: ByName::default(),
+            portals: ByName::default(),
             next_id: 0,
             expect: VecDeque::new(),
             simple_result: None,
@@ -958,7 +960,7 @@ impl EncryptHook {
         if !replaced {
             // A named statement that exists makes the server refuse this Parse; the old one
             // stays, as it does on the server.
-            self.statements.insert(parse.name.clone(), statement);
+            self.statements.insert(&parse.name, statement);
             self.copy.on_parse(&parse.name, copy_plan);
         }
         self.expect.push_back(Expect::ParseComplete);
@@ -1163,7 +1165,7 @@ impl EncryptHook {
         }
         if bind.portal.is_empty() || !self.portals.contains_key(&bind.portal) {
             self.portals.insert(
-                bind.portal.clone(),
+                &bind.portal,
                 Portal {
                     slot: Arc::clone(&slot),
                     client_formats: client_formats.clone(),

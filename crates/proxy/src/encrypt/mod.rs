@@ -123,6 +123,7 @@ pub use analyzer::RECOMMENDED_THREAD_STACK;
 mod catalog;
 mod copy;
 mod hook;
+mod names;
 mod settings;
 
 use std::future::Future;
