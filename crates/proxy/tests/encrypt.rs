@@ -425,6 +425,22 @@ async fn no_plaintext_reaches_the_log_the_files_or_the_statistics() {
     assert_eq!(row.get::<_, String>(0), text_b);
     assert_eq!(row.get::<_, i64>(1), number_b);
 
+    let needles: Vec<Vec<u8>> = vec![
+        text_a.clone().into_bytes(),
+        text_b.clone().into_bytes(),
+        number_a.to_string().into_bytes(),
+        number_b.to_string().into_bytes(),
+        number_a.to_be_bytes().to_vec(),
+        number_b.to_le_bytes().to_vec(),
+        number_b.to_be_bytes().to_vec(),
+        date_a.as_bytes().to_vec(),
+    ];
+    assert_nowhere_on_the_server(&env, &needles).await;
+}
+
+/// After a `CHECKPOINT`, none of `needles` is in the server log, `pg_stat_statements` or any
+/// file of the cluster's data directory.
+async fn assert_nowhere_on_the_server(env: &EncryptingProxy, needles: &[Vec<u8>]) {
     let direct = env.db.connect().await;
     direct
         .batch_execute("CHECKPOINT")
@@ -441,17 +457,7 @@ async fn no_plaintext_reaches_the_log_the_files_or_the_statistics() {
     let log = std::fs::read(cluster.log_path()).expect("read the server log");
     let mut files = Vec::new();
     collect_files(cluster.data_dir(), &mut files);
-    let needles: Vec<Vec<u8>> = vec![
-        text_a.clone().into_bytes(),
-        text_b.clone().into_bytes(),
-        number_a.to_string().into_bytes(),
-        number_b.to_string().into_bytes(),
-        number_a.to_be_bytes().to_vec(),
-        number_b.to_le_bytes().to_vec(),
-        number_b.to_be_bytes().to_vec(),
-        date_a.as_bytes().to_vec(),
-    ];
-    for needle in &needles {
+    for needle in needles {
         assert!(!contains(&log, needle), "a canary reached the server log");
         assert!(
             !statements.iter().any(|q| contains(q.as_bytes(), needle)),
@@ -468,6 +474,100 @@ async fn no_plaintext_reaches_the_log_the_files_or_the_statistics() {
             );
         }
     }
+}
+
+/// The proxy learns of a schema change when it commits (its catalog is read by another
+/// connection): until then no value may go to a column the change declared, and DDL may not
+/// put a constant into an encrypted column's default or check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_for_encrypted_columns_not_yet_committed_never_reach_the_server() {
+    let env = standard_setup().await;
+    let client = env.proxied().await;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let canary = |n: u32| format!("ddlcanary{n}x{nonce}");
+
+    // One text: the table and the insert.
+    let one_text = client
+        .simple_query(&format!(
+            "CREATE TABLE fresh (id int, c pgseal.text); INSERT INTO fresh VALUES (1, '{}')",
+            canary(1)
+        ))
+        .await;
+    assert_eq!(error_code(one_text), "0A000");
+    // Refused as a whole: the table was not created either.
+    let direct = env.db.connect().await;
+    let exists: bool = direct
+        .query_one("SELECT to_regclass('fresh') IS NOT NULL", &[])
+        .await
+        .expect("lookup")
+        .get(0);
+    assert!(!exists);
+
+    // An explicit transaction, simple protocol, then extended protocol.
+    client
+        .batch_execute("BEGIN; CREATE TABLE fresh (id int, c pgseal.text)")
+        .await
+        .expect("create in a transaction");
+    let insert = client
+        .simple_query(&format!("INSERT INTO fresh VALUES (1, '{}')", canary(2)))
+        .await;
+    assert_eq!(error_code(insert), "0A000");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+    client
+        .batch_execute("BEGIN; ALTER TABLE people ADD COLUMN extra pgseal.text")
+        .await
+        .expect("alter in a transaction");
+    let update = client
+        .execute(
+            "UPDATE people SET extra = $1 WHERE id = $2",
+            &[&canary(3), &1i32],
+        )
+        .await;
+    assert_eq!(error_code(update), "0A000");
+    client.batch_execute("ROLLBACK").await.expect("rollback");
+
+    // Constants in DDL expressions of encrypted columns.
+    let default = client
+        .batch_execute(&format!(
+            "ALTER TABLE people ALTER COLUMN t SET DEFAULT '{}'",
+            canary(4)
+        ))
+        .await;
+    assert_eq!(error_code(default), "0A000");
+    let check = client
+        .batch_execute(&format!(
+            "CREATE TABLE fresh (id int, c pgseal.text CHECK (c <> '{}'))",
+            canary(5)
+        ))
+        .await;
+    assert_eq!(error_code(check), "0A000");
+
+    // Once committed, the column is known and its values are sealed.
+    client
+        .batch_execute(
+            "INSERT INTO people (id) VALUES (1); \
+             BEGIN; ALTER TABLE people ADD COLUMN extra pgseal.text; COMMIT",
+        )
+        .await
+        .expect("committed schema change");
+    client
+        .execute(
+            "UPDATE people SET extra = $1 WHERE id = $2",
+            &[&canary(6), &1i32],
+        )
+        .await
+        .expect("write to the committed column");
+    let row = client
+        .query_one("SELECT extra FROM people WHERE id = 1", &[])
+        .await
+        .expect("read back");
+    assert_eq!(row.get::<_, String>(0), canary(6));
+
+    let needles: Vec<Vec<u8>> = (1..=6).map(|n| canary(n).into_bytes()).collect();
+    assert_nowhere_on_the_server(&env, &needles).await;
 }
 
 fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

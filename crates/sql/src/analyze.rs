@@ -15,6 +15,8 @@ use pg_query::protobuf::{self as pb, a_const, AExprKind, OnConflictAction, SetOp
 use pg_query::NodeEnum;
 
 use crate::error::{Reason, SqlError};
+#[path = "ddl.rs"]
+mod ddl;
 use crate::scan::{mentions_by_words, mentions_in_text, Tokens};
 use crate::{
     Analysis, AnalyzeOptions, Catalog, EncryptedColumnInfo, Literal, LiteralUse, LogicalType,
@@ -41,6 +43,8 @@ pub(crate) fn analyze(
         return unparseable(sql, catalog);
     };
     let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
+    // Relations whose encrypted columns earlier statements of this text declared.
+    let mut declared: Vec<String> = Vec::new();
     for raw in &parsed.protobuf.stmts {
         let Some(stmt) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
             continue;
@@ -54,8 +58,24 @@ pub(crate) fn analyze(
         };
         let span = tokens.trim(start..end);
         let mut planner = Planner::new(sql, catalog, &tokens, span, options);
+        planner.uncommitted(stmt, &declared)?;
+        ddl::wrapped_types(stmt)?;
         let (kind, invalidates_schema) = planner.statement(stmt)?;
-        statements.push(planner.finish(kind, invalidates_schema));
+        planner.declares = match stmt {
+            NodeEnum::CreateStmt(c) => planner.create_table(c)?,
+            NodeEnum::CreateForeignTableStmt(f) => match f.base_stmt.as_ref() {
+                Some(c) => planner.create_table(c)?,
+                None => Vec::new(),
+            },
+            NodeEnum::AlterTableStmt(a) => planner.alter_table(a)?,
+            NodeEnum::RenameStmt(r) => planner.rename(r),
+            NodeEnum::AlterObjectSchemaStmt(a) => planner.alter_schema(a),
+            NodeEnum::ViewStmt(v) => planner.view(v, &declared),
+            _ => Vec::new(),
+        };
+        let plan = planner.finish(kind, invalidates_schema);
+        declared.extend(plan.declares_encrypted.iter().cloned());
+        statements.push(plan);
     }
     Ok(Analysis { statements })
 }
@@ -84,6 +104,7 @@ fn opaque_plan(sql: &str) -> StatementPlan {
         params: Vec::new(),
         literals: Vec::new(),
         invalidates_schema: false,
+        declares_encrypted: Vec::new(),
         searches: Vec::new(),
         rewrites: Vec::new(),
         max_param: 0,
@@ -296,6 +317,8 @@ struct Planner<'a> {
     encrypted_table: Option<String>,
     mentions: Option<Option<String>>,
     options: AnalyzeOptions,
+    /// DDL: relations whose encrypted columns the statement declares (`ddl.rs`).
+    declares: Vec<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -322,6 +345,7 @@ impl<'a> Planner<'a> {
             encrypted_table: None,
             mentions: None,
             options,
+            declares: Vec::new(),
         }
     }
 
@@ -337,6 +361,7 @@ impl<'a> Planner<'a> {
             params: self.params,
             literals: self.literals,
             invalidates_schema,
+            declares_encrypted: self.declares,
             searches: self.searches,
             rewrites: self.rewrites,
             max_param,
@@ -535,15 +560,8 @@ impl<'a> Planner<'a> {
                 self.index_stmt(ix)?;
                 Ok((K::Ddl, true))
             }
-            NodeEnum::CreateStmt(c) => {
-                self.temporary_table(c)?;
-                self.create_constraints(c)?;
-                Ok((K::Ddl, true))
-            }
-            NodeEnum::AlterTableStmt(a) => {
-                self.alter_constraints(a)?;
-                Ok((K::Ddl, true))
-            }
+            // Checked by `ddl.rs` once the statement is classified.
+            NodeEnum::CreateStmt(_) | NodeEnum::AlterTableStmt(_) => Ok((K::Ddl, true)),
             NodeEnum::DropStmt(_)
             | NodeEnum::RenameStmt(_)
             | NodeEnum::CommentStmt(_)
@@ -1641,134 +1659,6 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// `CREATE TEMPORARY TABLE` with a column of a pgseal type, or `LIKE`, `INHERITS` or
-    /// `PARTITION OF` a relation with encrypted columns: refused (the proxy cannot see
-    /// temporary relations).
-    fn temporary_table(&mut self, c: &pb::CreateStmt) -> Result<(), SqlError> {
-        let Some(relation) = c.relation.as_ref().filter(|rv| rv.relpersistence == "t") else {
-            return Ok(());
-        };
-        let refusal = |table: String| SqlError::EncryptedTable {
-            table,
-            reason: Reason::TemporaryTable,
-        };
-        let encrypted = |rv: &pb::RangeVar, catalog: &dyn Catalog| {
-            let schema = (!rv.schemaname.is_empty()).then_some(rv.schemaname.as_str());
-            catalog
-                .resolve_table(schema, &rv.relname)
-                .is_some_and(|t| t.has_encrypted_columns())
-                || catalog.is_encrypted_table_name(&rv.relname)
-        };
-        for elt in c.table_elts.iter().filter_map(node) {
-            match elt {
-                NodeEnum::ColumnDef(d)
-                    if is_pgseal_type(d.type_name.as_ref())
-                        || is_pgseal_only_name(d.type_name.as_ref()) =>
-                {
-                    return Err(refusal(relation.relname.clone()));
-                }
-                NodeEnum::TableLikeClause(like) => {
-                    if let Some(rv) = like.relation.as_ref() {
-                        if encrypted(rv, self.catalog) {
-                            return Err(refusal(rv.relname.clone()));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        for parent in c.inh_relations.iter().filter_map(node) {
-            if let NodeEnum::RangeVar(rv) = parent {
-                if encrypted(rv, self.catalog) {
-                    return Err(refusal(rv.relname.clone()));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// `UNIQUE` / `PRIMARY KEY` in `CREATE TABLE` on a column of a pgseal type: ciphertexts of
-    /// equal values differ, so the constraint would not hold.
-    fn create_constraints(&mut self, c: &pb::CreateStmt) -> Result<(), SqlError> {
-        let table = c.relation.as_ref().map_or_else(String::new, |rv| {
-            if rv.schemaname.is_empty() {
-                rv.relname.clone()
-            } else {
-                format!("{}.{}", rv.schemaname, rv.relname)
-            }
-        });
-        let encrypted: Vec<&str> = c
-            .table_elts
-            .iter()
-            .filter_map(node)
-            .filter_map(|e| match e {
-                NodeEnum::ColumnDef(d) if is_pgseal_type(d.type_name.as_ref()) => {
-                    Some(d.colname.as_str())
-                }
-                _ => None,
-            })
-            .collect();
-        for elt in c.table_elts.iter().filter_map(node) {
-            match elt {
-                NodeEnum::ColumnDef(d)
-                    if is_pgseal_type(d.type_name.as_ref())
-                        && d.constraints.iter().filter_map(node).any(is_unique) =>
-                {
-                    return Err(unique_refusal(&table, &d.colname));
-                }
-                NodeEnum::Constraint(con) if is_unique(elt) => {
-                    if let Some(key) = constraint_keys(con).find(|k| encrypted.contains(k)) {
-                        return Err(unique_refusal(&table, key));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// `ALTER TABLE ... ADD [COLUMN ... UNIQUE | CONSTRAINT ... UNIQUE (col)]` on an encrypted
-    /// column.
-    fn alter_constraints(&mut self, a: &pb::AlterTableStmt) -> Result<(), SqlError> {
-        // Looked up without marking the statement as touching encrypted columns: ALTER TABLE
-        // passes through unchanged.
-        let table = a.relation.as_ref().and_then(|rv| {
-            let schema = (!rv.schemaname.is_empty()).then_some(rv.schemaname.as_str());
-            self.catalog.resolve_table(schema, &rv.relname)
-        });
-        let name = a
-            .relation
-            .as_ref()
-            .map_or_else(String::new, |rv| rv.relname.clone());
-        for cmd in a.cmds.iter().filter_map(node) {
-            let NodeEnum::AlterTableCmd(cmd) = cmd else {
-                continue;
-            };
-            match boxed(&cmd.def) {
-                Some(NodeEnum::ColumnDef(d))
-                    if is_pgseal_type(d.type_name.as_ref())
-                        && d.constraints.iter().filter_map(node).any(is_unique) =>
-                {
-                    return Err(unique_refusal(&name, &d.colname));
-                }
-                Some(def @ NodeEnum::Constraint(con)) if is_unique(def) => {
-                    let encrypted = |key: &str| {
-                        table.as_ref().is_some_and(|t| {
-                            t.columns
-                                .iter()
-                                .any(|c| c.name == key && c.encrypted.is_some())
-                        })
-                    };
-                    if let Some(key) = constraint_keys(con).find(|k| encrypted(k)) {
-                        return Err(unique_refusal(&name, key));
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
     // ----- values for encrypted columns -----------------------------------------------------
 
     /// A value stored into (or compared with) encrypted column `enc`: `$n`, a literal
@@ -2661,44 +2551,6 @@ fn rename(mut slots: Vec<Slot>, colnames: Option<&[pb::Node]>) -> Result<Vec<Slo
         }
     }
     Ok(slots)
-}
-
-/// Whether a column type is one of pgseal's domains (`pgseal.email`, `pgseal.text_eq`, ...).
-fn is_pgseal_type(t: Option<&pb::TypeName>) -> bool {
-    t.is_some_and(|t| {
-        let names: Vec<&str> = t.names.iter().filter_map(string_value).collect();
-        names.len() == 2 && names.first() == Some(&"pgseal")
-    })
-}
-
-/// An unqualified type name that only a pgseal domain has (`email`): with `pgseal` in the
-/// `search_path` it is one.
-fn is_pgseal_only_name(t: Option<&pb::TypeName>) -> bool {
-    t.is_some_and(|t| {
-        let names: Vec<&str> = t.names.iter().filter_map(string_value).collect();
-        names.as_slice() == ["email"]
-    })
-}
-
-/// A `UNIQUE` or `PRIMARY KEY` constraint.
-fn is_unique(n: &NodeEnum) -> bool {
-    use pb::ConstrType as C;
-    matches!(n, NodeEnum::Constraint(c)
-        if matches!(C::try_from(c.contype), Ok(C::ConstrUnique | C::ConstrPrimary)))
-}
-
-fn constraint_keys(c: &pb::Constraint) -> impl Iterator<Item = &str> {
-    c.keys.iter().filter_map(string_value)
-}
-
-fn unique_refusal(table: &str, column: &str) -> SqlError {
-    SqlError::EncryptedColumn {
-        column: format!("{table}.{column}"),
-        reason: Reason::UniqueConstraint {
-            table: table.to_string(),
-            column: column.to_string(),
-        },
-    }
 }
 
 /// The forms a value compared with an encrypted column may take: `$n`, a literal, `NULL`, a

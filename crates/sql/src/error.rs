@@ -44,6 +44,19 @@ pub enum SqlError {
         /// The conflicting use.
         second: String,
     },
+    /// An array of a pgseal type, or a domain or composite type over one: the proxy recognises
+    /// encrypted columns by their pgseal domain, so values of such a type would reach the
+    /// server unencrypted.
+    #[error(
+        "{name}: {what} cannot be encrypted by the pgseal proxy, which recognises encrypted \
+         columns by their pgseal type; declare each encrypted column with a pgseal type itself"
+    )]
+    PgsealTypeUse {
+        /// The column or type as written.
+        name: String,
+        /// `an array of a pgseal type`, `a domain over a pgseal type`, ...
+        what: String,
+    },
     /// A statement refers to a relation with encrypted columns in a way pgseal does not analyse.
     #[error("statement refers to encrypted table {table}: {reason}")]
     EncryptedTable {
@@ -63,6 +76,7 @@ impl SqlError {
         match self {
             SqlError::TypeMismatch { .. } => "42804",
             SqlError::ParameterConflict { .. } => "42P08",
+            SqlError::PgsealTypeUse { .. } => "0A000",
             SqlError::EncryptedColumn { reason, .. } | SqlError::EncryptedTable { reason, .. } => {
                 reason.sqlstate()
             }
@@ -75,7 +89,9 @@ impl SqlError {
             SqlError::EncryptedColumn { column, .. } | SqlError::TypeMismatch { column, .. } => {
                 Some(column)
             }
-            SqlError::ParameterConflict { .. } | SqlError::EncryptedTable { .. } => None,
+            SqlError::ParameterConflict { .. }
+            | SqlError::EncryptedTable { .. }
+            | SqlError::PgsealTypeUse { .. } => None,
         }
     }
 
@@ -85,7 +101,9 @@ impl SqlError {
             SqlError::EncryptedColumn { reason, .. } | SqlError::EncryptedTable { reason, .. } => {
                 Some(reason)
             }
-            SqlError::TypeMismatch { .. } | SqlError::ParameterConflict { .. } => None,
+            SqlError::TypeMismatch { .. }
+            | SqlError::ParameterConflict { .. }
+            | SqlError::PgsealTypeUse { .. } => None,
         }
     }
 }
@@ -174,6 +192,17 @@ pub enum Reason {
     },
     /// `MERGE`.
     Merge,
+    /// A `DEFAULT`, `GENERATED`, `CHECK` or `USING` expression on an encrypted column that
+    /// PostgreSQL would evaluate on ciphertext, or that holds a constant (which would be kept
+    /// in the catalog as plaintext).
+    ColumnExpression {
+        /// `DEFAULT`, `GENERATED`, `CHECK`, `USING`.
+        what: String,
+    },
+    /// The relation's encrypted columns were declared, renamed or moved in a transaction that
+    /// has not committed: the proxy's catalog does not show them yet, so it could not encrypt
+    /// a value for them.
+    Uncommitted,
     /// `CREATE TABLE AS`, `SELECT INTO`, `CREATE MATERIALIZED VIEW`.
     CreateTableAs,
     /// A temporary table or view with encrypted columns (a pgseal type, `LIKE`/`INHERITS` an
@@ -326,6 +355,20 @@ impl fmt::Display for Reason {
                 f,
                 "{what} is not supported through the pgseal proxy on encrypted columns; \
                  see docs/operations.md (COPY)"
+            ),
+            Reason::ColumnExpression { what } => write!(
+                f,
+                "a {what} expression on an encrypted column would be evaluated by PostgreSQL on \
+                 ciphertext, and a constant in it would be kept in the catalog as plaintext; \
+                 only DEFAULT NULL and CHECK (column IS [NOT] NULL) are allowed: write values \
+                 through the proxy instead"
+            ),
+            Reason::Uncommitted => f.write_str(
+                "its encrypted columns were declared, renamed or moved in this transaction, \
+                 which has not committed, and the pgseal proxy learns of them only at COMMIT: \
+                 a value in this statement could not be encrypted and would reach the server \
+                 as plaintext; commit the schema change first, then write (statements naming \
+                 the table without constants or parameters are allowed)",
             ),
             Reason::Merge => f.write_str(
                 "MERGE is not supported on relations with encrypted columns; \

@@ -154,6 +154,14 @@ pub trait Catalog {
     /// and views alike) have this name, in any schema? `name` is an identifier as PostgreSQL
     /// folds it: unquoted names arrive lower-cased, quoted names as written.
     fn is_encrypted_table_name(&self, name: &str) -> bool;
+
+    /// Relations whose encrypted columns statements of the session's open transaction
+    /// declared, renamed or moved ([`StatementPlan::declares_encrypted`]): the catalog cannot
+    /// show them until the transaction commits. A statement naming one of them that carries a
+    /// value is refused ([`Reason::Uncommitted`]). Names as PostgreSQL folds them.
+    fn uncommitted_encrypted(&self) -> &[String] {
+        &[]
+    }
 }
 
 /// A table or view, as the [`Catalog`] resolved it.
@@ -260,6 +268,11 @@ pub struct StatementPlan {
     pub literals: Vec<LiteralUse>,
     /// DDL: the proxy reloads its catalog after this statement.
     pub invalidates_schema: bool,
+    /// DDL: relations (unqualified, as PostgreSQL folds them) whose encrypted columns this
+    /// statement declares, renames or moves. Until the statement's transaction ends, pass them
+    /// to later analyses through [`Catalog::uncommitted_encrypted`] (later statements of the
+    /// same text already see them).
+    pub declares_encrypted: Vec<String>,
     /// Equality predicates on searchable encrypted columns, in text order (planned only with
     /// [`AnalyzeOptions::equality_search`]): the proxy replaces each whole predicate with a
     /// blind-index comparison ([`SearchUse`]).

@@ -259,6 +259,23 @@ impl Tokens {
         None
     }
 
+    /// Whether `range` holds a value: a constant of any kind or a `$n` parameter.
+    pub(crate) fn has_value(&self, range: Range<usize>) -> bool {
+        self.within(&range).iter().any(|t| {
+            [
+                Token::Sconst,
+                Token::Usconst,
+                Token::Iconst,
+                Token::Fconst,
+                Token::Bconst,
+                Token::Xconst,
+                Token::Param,
+            ]
+            .into_iter()
+            .any(|kind| kind_is(t, kind))
+        })
+    }
+
     /// The first identifier or keyword token in `range` that names a relation with encrypted
     /// columns, looking into string constants (code bodies) when `deep`.
     pub(crate) fn mentioned_encrypted_table(

@@ -68,6 +68,7 @@ fn subject(err: &SqlError) -> String {
         }
         SqlError::EncryptedTable { table, .. } => table.clone(),
         SqlError::ParameterConflict { number, .. } => format!("${number}"),
+        SqlError::PgsealTypeUse { name, .. } => name.clone(),
         other => format!("{other:?}"),
     }
 }

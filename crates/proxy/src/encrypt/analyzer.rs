@@ -19,15 +19,18 @@ const ANALYZE_STACK: usize = 16 << 20;
 /// at the cost of mapping a fresh segment per statement.
 pub const RECOMMENDED_THREAD_STACK: usize = 2 * ANALYZE_STACK;
 
-/// Analyses `sql` with at least 16 MiB of stack available.
+/// Analyses `sql` with at least 16 MiB of stack available, for a session with this
+/// `search_path` whose open transaction declared encrypted columns of `uncommitted`.
 pub(crate) fn analyze_deep(
     sql: &str,
     catalog: &DbCatalog,
     search_path: &[String],
+    uncommitted: &[String],
 ) -> Result<Analysis, SqlError> {
     let session = SessionCatalog {
         catalog,
         search_path,
+        uncommitted,
     };
     stacker::maybe_grow(ANALYZE_STACK, ANALYZE_STACK, || {
         // The hook rewrites equality predicates on searchable columns to blind-index

@@ -183,6 +183,9 @@ impl DbCatalog {
 pub(crate) struct SessionCatalog<'a> {
     pub(crate) catalog: &'a DbCatalog,
     pub(crate) search_path: &'a [String],
+    /// Relations whose encrypted columns the session's open transaction declared
+    /// ([`pgseal_sql::StatementPlan::declares_encrypted`]).
+    pub(crate) uncommitted: &'a [String],
 }
 
 impl pgseal_sql::Catalog for SessionCatalog<'_> {
@@ -199,6 +202,10 @@ impl pgseal_sql::Catalog for SessionCatalog<'_> {
 
     fn is_encrypted_table_name(&self, name: &str) -> bool {
         self.catalog.encrypted_names.contains(name)
+    }
+
+    fn uncommitted_encrypted(&self) -> &[String] {
+        self.uncommitted
     }
 }
 

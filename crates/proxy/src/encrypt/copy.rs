@@ -78,6 +78,8 @@ pub(crate) fn plan_copy(
     let session = SessionCatalog {
         catalog,
         search_path,
+        // A COPY naming such a relation was refused by the statement's analysis.
+        uncommitted: &[],
     };
     let planned = stacker::maybe_grow(PARSE_STACK, PARSE_STACK, || {
         pgseal_sql::analyze_copy(sql, &session)

@@ -325,6 +325,10 @@ pub(crate) struct EncryptHook {
     /// Settings under which values cannot be read or written faithfully (name → why).
     settings_errors: HashMap<String, String>,
     search_path: Vec<String>,
+    /// Relations whose encrypted columns the open transaction declared (or earlier cycles
+    /// still in flight): unknown to the catalog until the transaction commits, so statements
+    /// naming them with values are refused (`pgseal_sql`'s `ddl.rs`).
+    uncommitted: Vec<String>,
     /// `search_path`, `extra_float_digits`, `bytea_output` through transactions.
     tracker: Tracker,
     /// The tracked values `search_path` and `settings` were last made from.
@@ -358,6 +362,7 @@ impl EncryptHook {
             settings: SessionSettings::default(),
             settings_errors: HashMap::new(),
             search_path: parse_search_path(DEFAULT_SEARCH_PATH, &user),
+            uncommitted: Vec::new(),
             tracker: Tracker::default(),
             applied: None,
             user,
@@ -493,6 +498,7 @@ impl EncryptHook {
         let analysis = self.analyze_text(sql, catalog)?;
         let controls = Self::controls(sql, &analysis)?;
         if controls.is_empty() {
+            self.note_declared(&analysis);
             if analysis.touches_encrypted() {
                 self.check_can_encrypt()?;
             }
@@ -536,6 +542,10 @@ impl EncryptHook {
                 } else {
                     statements.push(plan.clone());
                 }
+                // Statements after this one are analysed knowing what it declared.
+                if let Some(last) = statements.last() {
+                    self.note_uncommitted(&last.declares_encrypted);
+                }
                 for (_, control) in controls.iter().filter(|(of, _)| *of == at) {
                     self.tracker.apply(control);
                     changed = true;
@@ -550,10 +560,33 @@ impl EncryptHook {
             self.sync_settings();
             analysis
         };
+        self.note_declared(&analysis);
         if analysis.touches_encrypted() {
             self.check_can_encrypt()?;
         }
         Ok(analysis)
+    }
+
+    /// Records the relations whose encrypted columns `analysis` declares: until the
+    /// transaction ends, later statements are analysed knowing them.
+    fn note_declared(&mut self, analysis: &Analysis) {
+        for plan in &analysis.statements {
+            self.note_uncommitted(&plan.declares_encrypted);
+        }
+    }
+
+    fn note_uncommitted(&mut self, names: &[String]) {
+        let mut added = false;
+        for name in names {
+            if !self.uncommitted.contains(name) {
+                self.uncommitted.push(name.clone());
+                added = true;
+            }
+        }
+        if added {
+            // Cached analyses were made without these names.
+            self.cache.clear();
+        }
     }
 
     /// The analysis of `sql` with the session's `search_path`, from the caches if it can.
@@ -571,7 +604,8 @@ impl EncryptHook {
                 match key.as_ref().and_then(|k| self.cache.by_template(sql, k)) {
                     Some(instance) => instance,
                     None => {
-                        let result = analyze_deep(sql, catalog, &self.search_path);
+                        let result =
+                            analyze_deep(sql, catalog, &self.search_path, &self.uncommitted);
                         let result = result.map(Arc::new).map_err(Arc::new);
                         self.cache.put(sql, key.as_ref(), &result);
                         result
@@ -1317,6 +1351,14 @@ impl EncryptHook {
             if idle {
                 // Transaction end destroys every portal.
                 self.portals.clear();
+                let in_flight = self.expect.iter().any(Expect::is_sync_point);
+                if !in_flight && !self.uncommitted.is_empty() {
+                    // The declarations committed (or rolled back): the catalog shows them once
+                    // reloaded, and the session's next statement waits for that.
+                    self.uncommitted.clear();
+                    self.cache.clear();
+                    self.reload_at_ready = true;
+                }
             }
             self.tracker.on_ready(idle);
             self.sync_settings();

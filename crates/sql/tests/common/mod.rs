@@ -9,6 +9,8 @@ use pgseal_sql::{Catalog, ColumnRef, EncryptedColumnInfo, LogicalType, TableRef}
 /// `search_path` is `public` only.
 pub struct TestCatalog {
     tables: Vec<TableRef>,
+    /// Relations whose encrypted columns the session's open transaction declared.
+    uncommitted: Vec<String>,
 }
 
 fn enc(id: u32, qualified: &str, ty: LogicalType, searchable: bool) -> Option<EncryptedColumnInfo> {
@@ -131,7 +133,20 @@ impl TestCatalog {
                 )],
             ),
         ];
-        TestCatalog { tables }
+        TestCatalog {
+            tables,
+            uncommitted: Vec::new(),
+        }
+    }
+
+    /// The same catalog, in a session whose open transaction declared encrypted columns of
+    /// `names`.
+    #[allow(dead_code)]
+    pub fn with_uncommitted(names: &[&str]) -> Self {
+        TestCatalog {
+            uncommitted: names.iter().map(|n| (*n).to_string()).collect(),
+            ..TestCatalog::new()
+        }
     }
 }
 
@@ -148,5 +163,9 @@ impl Catalog for TestCatalog {
         self.tables
             .iter()
             .any(|t| t.name == name && t.has_encrypted_columns())
+    }
+
+    fn uncommitted_encrypted(&self) -> &[String] {
+        &self.uncommitted
     }
 }
