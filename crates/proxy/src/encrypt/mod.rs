@@ -104,19 +104,22 @@
 //!   the client as a value.
 //! * A `bytea` result column of unknown origin whose value is a pgseal ciphertext is the same
 //!   error.
+//! * Schema changes reach the catalog when they commit. Until then the session keeps the
+//!   relations whose encrypted columns its open transaction declared, renamed or moved
+//!   (`StatementPlan::declares_encrypted`), and a statement naming one of them with a constant
+//!   or parameter, or a `COPY` of one, is refused (`0A000`); the catalog is reloaded when the
+//!   transaction ends. Constants in `DEFAULT`, `CHECK`, `GENERATED` or `USING` of encrypted
+//!   columns are refused, as are arrays of pgseal types and domains or composite types over
+//!   them.
 //!
 //! # Known limits
 //!
 //! * When a value fails to open mid-result, statements after it in the same simple `Query`
 //!   string (or the same pipeline) have still run on the server; the client only sees the
 //!   error.
-//! * A column made encrypted inside a transaction block that is still open is not known to
-//!   the proxy until the transaction commits; writes to it in that transaction reach the
-//!   server as plaintext and are rejected by the domain's `CHECK`.
 //! * Temporary tables are invisible to the control connection: statements that would put
 //!   encrypted values in one are refused (`0A000`); a temporary table named like an encrypted
 //!   table is treated as that table.
-//! * Equality search on searchable columns (the blind-index rewrite) is refused for now.
 
 mod analyzer;
 pub use analyzer::RECOMMENDED_THREAD_STACK;
