@@ -762,8 +762,11 @@ async fn relay<H: MessageHook>(
         rejects: Vec::new(),
     });
     // Whichever direction ends first ends the session; the other is dropped mid-read (reads
-    // are cancel-safe) or mid-write (the connection is being closed anyway).
+    // are cancel-safe) or mid-write (the connection is being closed anyway). Both are polled
+    // at every wake-up whatever the order, so a fixed order costs no fairness and saves the
+    // random draw.
     tokio::select! {
+        biased;
         end = client_to_server(client, server_write, &shared, idle_timeout) => end,
         end = server_to_client(server, client_write, &shared) => end,
     }

@@ -229,6 +229,32 @@ pub(crate) enum SnapshotState {
     Failed(Arc<str>),
 }
 
+/// A session's view of its database's snapshots: the latest published one, copied again only
+/// when a newer one has been published. Reading the shared `watch` takes its lock, an atomic
+/// write to a cache line that every session on every core shares, and copying the snapshot
+/// another on the catalog's reference count; checking the version is a plain load.
+pub(crate) struct SnapshotView {
+    updates: watch::Receiver<Snapshot>,
+    current: Snapshot,
+}
+
+impl SnapshotView {
+    pub(crate) fn new(db: &DbHandle) -> Self {
+        let mut updates = db.subscribe();
+        let current = updates.borrow_and_update().clone();
+        Self { updates, current }
+    }
+
+    /// The latest published snapshot.
+    pub(crate) fn current(&mut self) -> &Snapshot {
+        // An error means the loader is gone (shutdown): the last snapshot stays.
+        if self.updates.has_changed().unwrap_or(false) {
+            self.current = self.updates.borrow_and_update().clone();
+        }
+        &self.current
+    }
+}
+
 /// A database's catalog, kept current by its loader task.
 pub(crate) struct DbHandle {
     requested: AtomicU64,
@@ -237,17 +263,6 @@ pub(crate) struct DbHandle {
 }
 
 impl DbHandle {
-    /// The latest snapshot.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        self.snapshot.borrow().clone()
-    }
-
-    /// Looks at the latest snapshot without taking a copy (no reference count touched: this
-    /// runs for every client message, in every session).
-    pub(crate) fn with_snapshot<T>(&self, look: impl FnOnce(&Snapshot) -> T) -> T {
-        look(&self.snapshot.borrow())
-    }
-
     /// A receiver to wait for newer snapshots.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.snapshot.clone()

@@ -211,16 +211,16 @@ fn bind_statement(body: &[u8]) -> Option<&str> {
 impl EncryptHook {
     /// Whether any table is being migrated: without one (nearly always) there is nothing to
     /// record or hold, and no copy of the catalog is taken for every statement.
-    fn any_migrating(&self) -> bool {
-        self.db.with_snapshot(|snapshot| match &snapshot.state {
+    fn any_migrating(&mut self) -> bool {
+        match &self.view.current().state {
             SnapshotState::Ready(catalog) => !catalog.migrating().is_empty(),
             _ => false,
-        })
+        }
     }
 
-    fn ready_catalog(&self) -> Option<Arc<DbCatalog>> {
-        match self.db.snapshot().state {
-            SnapshotState::Ready(catalog) => Some(catalog),
+    fn ready_catalog(&mut self) -> Option<Arc<DbCatalog>> {
+        match &self.view.current().state {
+            SnapshotState::Ready(catalog) => Some(Arc::clone(catalog)),
             _ => None,
         }
     }
@@ -354,9 +354,20 @@ impl EncryptHook {
         &mut self,
         frame: &Frame,
     ) -> Result<Option<(String, super::Statement, Vec<Frame>)>, ErrorFields> {
-        let Some(name) = bind_statement(&frame.body).map(str::to_owned) else {
+        // Nearly always the statement was prepared with the current catalog: nothing to copy.
+        let Some(name) = bind_statement(&frame.body) else {
             return Ok(None);
         };
+        let may_have_changed = match (&self.view.current().state, self.statements.get(name)) {
+            (SnapshotState::Ready(current), Some(statement)) => {
+                statement.origin.stale || !Arc::ptr_eq(&statement.origin.catalog, current)
+            }
+            _ => false,
+        };
+        if !may_have_changed {
+            return Ok(None);
+        }
+        let name = name.to_owned();
         let Some(current) = self.ready_catalog() else {
             return Ok(None);
         };

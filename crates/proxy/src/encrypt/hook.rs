@@ -26,7 +26,7 @@ use pgseal_wire::frontend::{
 use pgseal_wire::{Format, Frame, WireError};
 
 use super::analyzer::analyze_deep;
-use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SnapshotState};
+use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SnapshotState, SnapshotView};
 use super::copy::{self, CopyState};
 use super::settings::{
     parse_control, parse_options, parse_search_path, tracked, Control, SettingChange, Tracker,
@@ -317,6 +317,8 @@ impl Expect {
 /// The encryption layer of one session.
 pub(crate) struct EncryptHook {
     db: Arc<DbHandle>,
+    /// The database's latest catalog snapshot, as this session last saw it.
+    view: SnapshotView,
     user: String,
     /// The catalog generation the next statement needs.
     needed: u64,
@@ -331,6 +333,10 @@ pub(crate) struct EncryptHook {
     uncommitted: Vec<String>,
     /// `search_path`, `extra_float_digits`, `bytea_output` through transactions.
     tracker: Tracker,
+    /// Cycles (`Query`, `Sync`, `FunctionCall`: one `ReadyForQuery` each) sent so far.
+    cycles_sent: u64,
+    /// The cycle of the statement being analysed, whose setting changes `tracker` records.
+    analysing_cycle: u64,
     /// The tracked values `search_path` and `settings` were last made from.
     applied: Option<Values>,
     standard_strings: bool,
@@ -356,6 +362,7 @@ impl EncryptHook {
     pub(crate) fn new(db: Arc<DbHandle>, session: &SessionState) -> Self {
         let user = session.user().unwrap_or_default().to_owned();
         let mut hook = Self {
+            view: SnapshotView::new(&db),
             db,
             needed: 1,
             gave_up: Arc::new(AtomicBool::new(false)),
@@ -364,6 +371,8 @@ impl EncryptHook {
             search_path: parse_search_path(DEFAULT_SEARCH_PATH, &user),
             uncommitted: Vec::new(),
             tracker: Tracker::default(),
+            cycles_sent: 0,
+            analysing_cycle: 0,
             applied: None,
             user,
             standard_strings: true,
@@ -476,9 +485,9 @@ impl EncryptHook {
     }
 
     /// The catalog to judge a statement with, or the error that refuses it (fail closed).
-    fn catalog(&self) -> Result<Arc<DbCatalog>, ErrorFields> {
-        match self.db.snapshot().state {
-            SnapshotState::Ready(catalog) => Ok(catalog),
+    fn catalog(&mut self) -> Result<Arc<DbCatalog>, ErrorFields> {
+        match &self.view.current().state {
+            SnapshotState::Ready(catalog) => Ok(Arc::clone(catalog)),
             SnapshotState::Loading => Err(ErrorFields::error(
                 "57P03",
                 "the pgseal proxy has not loaded this database's encryption catalog yet",
@@ -547,7 +556,7 @@ impl EncryptHook {
                     self.note_uncommitted(&last.declares_encrypted);
                 }
                 for (_, control) in controls.iter().filter(|(of, _)| *of == at) {
-                    self.tracker.apply(control);
+                    self.tracker.apply(self.analysing_cycle, control);
                     changed = true;
                 }
                 self.sync_settings();
@@ -555,7 +564,7 @@ impl EncryptHook {
             Arc::new(Analysis { statements })
         } else {
             for (_, control) in controls {
-                self.tracker.apply(control);
+                self.tracker.apply(self.analysing_cycle, control);
             }
             self.sync_settings();
             analysis
@@ -721,11 +730,11 @@ impl EncryptHook {
                 Ok(FrontendVerdict::Forward(frame))
             }
             SYNC_TAG => {
-                self.expect.push_back(Expect::Sync);
+                self.push_cycle_end(Expect::Sync);
                 Ok(FrontendVerdict::Forward(frame))
             }
             FUNCTION_CALL_TAG => {
-                self.expect.push_back(Expect::Query {
+                self.push_cycle_end(Expect::Query {
                     invalidates_schema: false,
                 });
                 Ok(FrontendVerdict::Forward(frame))
@@ -739,11 +748,18 @@ impl EncryptHook {
         }
     }
 
+    /// Registers a message the server answers with `ReadyForQuery`, ending a cycle.
+    fn push_cycle_end(&mut self, expect: Expect) {
+        self.expect.push_back(expect);
+        self.cycles_sent += 1;
+    }
+
     fn on_query(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
         // Registered first: a refusal is still answered by one ReadyForQuery.
-        self.expect.push_back(Expect::Query {
+        self.push_cycle_end(Expect::Query {
             invalidates_schema: false,
         });
+        self.analysing_cycle = self.cycles_sent;
         let query = Query::decode(&frame.body).map_err(protocol)?;
         let catalog = self.catalog()?;
         let analysis = self.analyze(&query.sql, &catalog)?;
@@ -923,6 +939,8 @@ impl EncryptHook {
 
     fn on_parse(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
         let mut parse = Parse::decode(&frame.body).map_err(protocol)?;
+        // Its setting changes belong to the cycle the next Sync ends.
+        self.analysing_cycle = self.cycles_sent + 1;
         let catalog = self.catalog()?;
         let analysis = self.analyze(&parse.sql, &catalog)?;
         let copy_plan = copy::plan_for(&parse.sql, &analysis, &catalog, &self.search_path)?;
@@ -1610,7 +1628,7 @@ impl MessageHook for EncryptHook {
                 if tag != Query::TAG && tag != FUNCTION_CALL_TAG {
                     // The connection layer skips to Sync and sends it: its ReadyForQuery ends
                     // this cycle. A rejected Parse leaves no unnamed statement behind.
-                    self.expect.push_back(Expect::Sync);
+                    self.push_cycle_end(Expect::Sync);
                     self.statements.remove("");
                 }
                 FrontendVerdict::Reject(fields)
@@ -1647,7 +1665,7 @@ impl MessageHook for EncryptHook {
             self.needed = self.needed.max(self.db.latest_request());
         }
         let needed = self.needed;
-        if self.db.with_snapshot(|snapshot| is_ready(snapshot, needed)) {
+        if is_ready(self.view.current(), needed) {
             return self.cutover_hold(frame);
         }
         let mut updates = self.db.subscribe();

@@ -228,9 +228,10 @@ enum Pending {
     Rollback,
 }
 
-/// The tracked settings of one session through transactions and savepoints.
+/// The tracked settings of one session through transactions and savepoints, as the statements
+/// sent and the answers received so far leave them.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Tracker {
+struct SettingsState {
     /// The values `RESET` returns to: PostgreSQL's defaults overridden by the startup packet.
     startup: Values,
     /// The values of the last transaction the server confirmed as committed.
@@ -249,9 +250,8 @@ pub(crate) struct Tracker {
     failed: bool,
 }
 
-impl Tracker {
-    /// A session that started with `startup` (the startup packet's tracked settings).
-    pub(crate) fn new(startup: Values) -> Self {
+impl SettingsState {
+    fn new(startup: Values) -> Self {
         Self {
             confirmed: startup.clone(),
             committed: startup.clone(),
@@ -264,13 +264,8 @@ impl Tracker {
         }
     }
 
-    /// The values in effect.
-    pub(crate) fn current(&self) -> &Values {
-        &self.current
-    }
-
     /// A statement the session sends.
-    pub(crate) fn apply(&mut self, control: &Control) {
+    fn apply(&mut self, control: &Control) {
         match control {
             Control::Setting(SettingChange::Set { name, value, local }) => {
                 self.current.set(name, value);
@@ -326,7 +321,7 @@ impl Tracker {
     }
 
     /// A `CommandComplete` from the server, with its tag.
-    pub(crate) fn on_command_complete(&mut self, tag: &str) {
+    fn on_command_complete(&mut self, tag: &str) {
         let committed = tag == "COMMIT" || tag == "PREPARE TRANSACTION";
         if !committed && tag != "ROLLBACK" {
             return;
@@ -342,12 +337,12 @@ impl Tracker {
     }
 
     /// An `ErrorResponse` from the server.
-    pub(crate) fn on_error(&mut self) {
+    fn on_error(&mut self) {
         self.failed = true;
     }
 
     /// A `ReadyForQuery`; `idle`: no transaction is open.
-    pub(crate) fn on_ready(&mut self, idle: bool) {
+    fn on_ready(&mut self, idle: bool) {
         // Every answer to what was sent before has arrived.
         self.pending.clear();
         let failed = std::mem::take(&mut self.failed);
@@ -497,6 +492,114 @@ fn split_options(options: &str) -> Vec<String> {
     words
 }
 
+/// An answer from the server that settles tracked settings.
+#[derive(Debug, Clone)]
+enum Answer {
+    CommandComplete(String),
+    Error,
+}
+
+/// The tracked settings of one session, with clients that send before the answers to what
+/// they sent earlier have arrived (pipelines, and drivers that send the next query once they
+/// have seen an error, before its `ReadyForQuery`).
+///
+/// The server answers *cycles* (everything up to a `Sync` or a `Query`, each closed by one
+/// `ReadyForQuery`) in order. A setting change counts for the statements analysed after it
+/// (`current`), but how it settles (committed, rolled back, failed) is decided by the answers
+/// of its own cycle: answers and `ReadyForQuery` of an earlier cycle must not settle it. So the
+/// changes of unanswered cycles are kept apart and replayed on the settled state whenever a
+/// cycle ends.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Tracker {
+    /// The settings after every answered cycle.
+    settled: SettingsState,
+    /// Answers received for the oldest unanswered cycle, while changes of some unanswered
+    /// cycle are kept (otherwise answers settle `settled` at once).
+    answers: Vec<Answer>,
+    /// Changes of unanswered cycles, with the number of their cycle, in the order sent.
+    unanswered: VecDeque<(u64, Control)>,
+    /// `settled` with the unanswered changes applied; `None`: no unanswered change.
+    ahead: Option<SettingsState>,
+    /// Cycles answered so far (`ReadyForQuery`s received).
+    answered: u64,
+}
+
+impl Tracker {
+    /// A session that started with `startup` (the startup packet's tracked settings).
+    pub(crate) fn new(startup: Values) -> Self {
+        Self {
+            settled: SettingsState::new(startup),
+            ..Self::default()
+        }
+    }
+
+    /// The values in effect for the next statement analysed.
+    pub(crate) fn current(&self) -> &Values {
+        &self.ahead.as_ref().unwrap_or(&self.settled).current
+    }
+
+    /// A statement of cycle `cycle` (counted from 1 over the session) that the session sends.
+    pub(crate) fn apply(&mut self, cycle: u64, control: &Control) {
+        self.unanswered.push_back((cycle, control.clone()));
+        self.ahead
+            .get_or_insert_with(|| self.settled.clone())
+            .apply(control);
+    }
+
+    /// A `CommandComplete` from the server, with its tag.
+    pub(crate) fn on_command_complete(&mut self, tag: &str) {
+        if self.unanswered.is_empty() {
+            self.settled.on_command_complete(tag);
+        } else {
+            self.answers.push(Answer::CommandComplete(tag.to_owned()));
+        }
+    }
+
+    /// An `ErrorResponse` from the server.
+    pub(crate) fn on_error(&mut self) {
+        if self.unanswered.is_empty() {
+            self.settled.on_error();
+        } else {
+            self.answers.push(Answer::Error);
+        }
+    }
+
+    /// A `ReadyForQuery`, the end of the oldest unanswered cycle; `idle`: no transaction is
+    /// open.
+    pub(crate) fn on_ready(&mut self, idle: bool) {
+        self.answered += 1;
+        if self.unanswered.is_empty() {
+            // Nothing in flight changes settings (nearly always): settle in place.
+            self.settled.on_ready(idle);
+            return;
+        }
+        while let Some((_, control)) = self
+            .unanswered
+            .front()
+            .filter(|(cycle, _)| *cycle <= self.answered)
+        {
+            self.settled.apply(control);
+            self.unanswered.pop_front();
+        }
+        for answer in std::mem::take(&mut self.answers) {
+            match answer {
+                Answer::CommandComplete(tag) => self.settled.on_command_complete(&tag),
+                Answer::Error => self.settled.on_error(),
+            }
+        }
+        self.settled.on_ready(idle);
+        self.ahead = if self.unanswered.is_empty() {
+            None
+        } else {
+            let mut ahead = self.settled.clone();
+            for (_, control) in &self.unanswered {
+                ahead.apply(control);
+            }
+            Some(ahead)
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,12 +716,15 @@ mod tests {
     #[test]
     fn set_local_ends_with_the_transaction() {
         let mut t = Tracker::new(Values::default());
-        t.apply(&set("search_path", "a", false));
+        let mut cycle = 1;
+        t.apply(cycle, &set("search_path", "a", false));
         t.on_ready(true);
-        t.apply(&set("search_path", "b", true));
+        cycle += 1;
+        t.apply(cycle, &set("search_path", "b", true));
         assert_eq!(t.current().search_path, "b");
         t.on_ready(false);
-        t.apply(&Control::Commit);
+        cycle += 1;
+        t.apply(cycle, &Control::Commit);
         assert_eq!(t.current().search_path, "a");
         t.on_command_complete("COMMIT");
         t.on_ready(true);
@@ -628,29 +734,34 @@ mod tests {
     #[test]
     fn rollbacks_and_errors_undo_changes() {
         let mut t = Tracker::new(Values::default());
+        let mut cycle = 1;
         // BEGIN; SET; ROLLBACK
-        t.apply(&set("bytea_output", "escape", false));
-        t.apply(&Control::Rollback);
+        t.apply(cycle, &set("bytea_output", "escape", false));
+        t.apply(cycle, &Control::Rollback);
         assert_eq!(t.current().bytea_output, "hex");
         t.on_command_complete("ROLLBACK");
         t.on_ready(true);
+        cycle += 1;
         assert_eq!(t.current().bytea_output, "hex");
         // SET; SELECT 1/0 in one implicit transaction
-        t.apply(&set("bytea_output", "escape", false));
+        t.apply(cycle, &set("bytea_output", "escape", false));
         t.on_error();
         t.on_ready(true);
+        cycle += 1;
         assert_eq!(t.current().bytea_output, "hex");
         // BEGIN; SET; COMMIT that the server turns into a rollback
-        t.apply(&set("bytea_output", "escape", false));
+        t.apply(cycle, &set("bytea_output", "escape", false));
         t.on_ready(false);
-        t.apply(&Control::Commit);
+        cycle += 1;
+        t.apply(cycle, &Control::Commit);
         t.on_command_complete("ROLLBACK");
         t.on_ready(true);
+        cycle += 1;
         assert_eq!(t.current().bytea_output, "hex");
         // BEGIN; SET a; COMMIT; SET b; <error> in one string: a stays, b goes
-        t.apply(&set("bytea_output", "escape", false));
-        t.apply(&Control::Commit);
-        t.apply(&set("extra_float_digits", "3", false));
+        t.apply(cycle, &set("bytea_output", "escape", false));
+        t.apply(cycle, &Control::Commit);
+        t.apply(cycle, &set("extra_float_digits", "3", false));
         t.on_command_complete("COMMIT");
         t.on_error();
         t.on_ready(true);
@@ -661,21 +772,51 @@ mod tests {
     #[test]
     fn rollback_to_savepoint_undoes_later_changes() {
         let mut t = Tracker::new(Values::default());
-        t.apply(&set("search_path", "a", false));
-        t.apply(&Control::Savepoint("s".into()));
-        t.apply(&set("search_path", "b", false));
-        t.apply(&set("extra_float_digits", "3", true));
-        t.apply(&Control::RollbackTo("s".into()));
+        let cycle = 1;
+        t.apply(cycle, &set("search_path", "a", false));
+        t.apply(cycle, &Control::Savepoint("s".into()));
+        t.apply(cycle, &set("search_path", "b", false));
+        t.apply(cycle, &set("extra_float_digits", "3", true));
+        t.apply(cycle, &Control::RollbackTo("s".into()));
         assert_eq!(t.current().search_path, "a");
         assert_eq!(t.current().extra_float_digits, "1");
-        t.apply(&set("search_path", "c", true));
-        t.apply(&Control::Release("s".into()));
+        t.apply(cycle, &set("search_path", "c", true));
+        t.apply(cycle, &Control::Release("s".into()));
         assert_eq!(t.current().search_path, "c");
-        t.apply(&Control::Commit);
+        t.apply(cycle, &Control::Commit);
         assert_eq!(t.current().search_path, "a");
         t.on_command_complete("ROLLBACK");
         t.on_command_complete("COMMIT");
         t.on_ready(true);
         assert_eq!(t.current().search_path, "a");
+    }
+
+    #[test]
+    fn answers_settle_only_the_changes_of_their_own_cycle() {
+        // BEGIN; SET search_path = enc (cycle 1), then SELECT 1/0 (cycle 2) and, sent before
+        // the error's ReadyForQuery arrived, COMMIT (cycle 3), which the server turns into a
+        // rollback.
+        let mut t = Tracker::new(Values::default());
+        t.apply(1, &set("search_path", "enc", false));
+        t.on_ready(false);
+        t.apply(3, &Control::Commit);
+        assert_eq!(t.current().search_path, "enc");
+        t.on_error();
+        t.on_ready(false);
+        assert_eq!(
+            t.current().search_path,
+            "enc",
+            "the COMMIT is still in flight"
+        );
+        t.on_command_complete("ROLLBACK");
+        t.on_ready(true);
+        assert_eq!(t.current().search_path, Values::default().search_path);
+
+        // A SET sent ahead of the previous cycle's answer survives that answer.
+        t.apply(5, &set("bytea_output", "escape", false));
+        t.on_ready(true);
+        assert_eq!(t.current().bytea_output, "escape");
+        t.on_ready(true);
+        assert_eq!(t.current().bytea_output, "escape");
     }
 }
