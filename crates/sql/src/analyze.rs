@@ -58,7 +58,8 @@ pub(crate) fn analyze(
         };
         let span = tokens.trim(start..end);
         let mut planner = Planner::new(sql, catalog, &tokens, span, options);
-        planner.uncommitted(stmt, &declared)?;
+        planner.earlier = &declared;
+        planner.uncommitted(stmt)?;
         ddl::wrapped_types(stmt)?;
         let (kind, invalidates_schema) = planner.statement(stmt)?;
         planner.declares = match stmt {
@@ -70,7 +71,7 @@ pub(crate) fn analyze(
             NodeEnum::AlterTableStmt(a) => planner.alter_table(a)?,
             NodeEnum::RenameStmt(r) => planner.rename(r),
             NodeEnum::AlterObjectSchemaStmt(a) => planner.alter_schema(a),
-            NodeEnum::ViewStmt(v) => planner.view(v, &declared),
+            NodeEnum::ViewStmt(v) => planner.view(v),
             _ => Vec::new(),
         };
         let plan = planner.finish(kind, invalidates_schema);
@@ -319,6 +320,8 @@ struct Planner<'a> {
     options: AnalyzeOptions,
     /// DDL: relations whose encrypted columns the statement declares (`ddl.rs`).
     declares: Vec<String>,
+    /// Relations whose encrypted columns earlier statements of the text declared.
+    earlier: &'a [String],
 }
 
 impl<'a> Planner<'a> {
@@ -346,6 +349,7 @@ impl<'a> Planner<'a> {
             mentions: None,
             options,
             declares: Vec::new(),
+            earlier: &[],
         }
     }
 

@@ -61,13 +61,10 @@ impl Catalog for Uncommitted<'_> {
 
 impl Planner<'_> {
     /// Refuses a statement that names a relation whose encrypted columns are not committed yet
-    /// (`earlier`: declared by earlier statements of the same text) and carries a value.
-    pub(super) fn uncommitted(
-        &mut self,
-        stmt: &NodeEnum,
-        earlier: &[String],
-    ) -> Result<(), SqlError> {
-        if earlier.is_empty() && self.catalog.uncommitted_encrypted().is_empty() {
+    /// (declared in the session's open transaction, or by earlier statements of the same text)
+    /// and carries a value.
+    pub(super) fn uncommitted(&mut self, stmt: &NodeEnum) -> Result<(), SqlError> {
+        if self.earlier.is_empty() && self.catalog.uncommitted_encrypted().is_empty() {
             return Ok(());
         }
         let is_copy = matches!(stmt, NodeEnum::CopyStmt(_));
@@ -76,7 +73,7 @@ impl Planner<'_> {
         }
         let names = Uncommitted {
             catalog: self.catalog,
-            earlier,
+            earlier: self.earlier,
         };
         match self
             .tokens
@@ -91,10 +88,12 @@ impl Planner<'_> {
     }
 
     fn is_uncommitted(&self, name: &str) -> bool {
-        self.catalog
-            .uncommitted_encrypted()
-            .iter()
-            .any(|n| n == name)
+        self.earlier.iter().any(|n| n == name)
+            || self
+                .catalog
+                .uncommitted_encrypted()
+                .iter()
+                .any(|n| n == name)
     }
 
     /// Whether `rv` has encrypted columns, committed or not.
@@ -335,13 +334,13 @@ impl Planner<'_> {
 
     /// A view: it has encrypted columns when its query reads any, or reads an uncommitted
     /// relation.
-    pub(super) fn view(&mut self, v: &pb::ViewStmt, earlier: &[String]) -> Vec<String> {
+    pub(super) fn view(&mut self, v: &pb::ViewStmt) -> Vec<String> {
         let Some(view) = v.view.as_ref() else {
             return Vec::new();
         };
         let names = Uncommitted {
             catalog: self.catalog,
-            earlier,
+            earlier: self.earlier,
         };
         let reads_uncommitted = self
             .tokens

@@ -79,6 +79,9 @@ fn later_statements_of_the_text_cannot_carry_values_for_them() {
         ("CREATE TABLE t2 (c pgseal.text); CREATE VIEW v2 AS SELECT c FROM t2; INSERT INTO v2 VALUES ('x')", "v2"),
         ("CREATE TABLE t2 (c pgseal.text); DO $$ BEGIN INSERT INTO t2 VALUES ('x'); END $$", "t2"),
         ("CREATE TABLE t2 (c pgseal.text); ALTER TABLE t2 ALTER COLUMN c SET DEFAULT 'x'", "t2"),
+        // Relations made from an uncommitted one are uncommitted too.
+        ("CREATE TABLE t2 (c pgseal.text); CREATE TABLE t3 (LIKE t2); INSERT INTO t3 VALUES ('x')", "t3"),
+        ("CREATE TABLE t2 (c pgseal.text); ALTER TABLE t2 RENAME TO t4; INSERT INTO t4 VALUES ('x')", "t4"),
     ] {
         assert_eq!(uncommitted_table(analyze(sql, &catalog)).as_deref(), Some(table), "{sql}");
     }
