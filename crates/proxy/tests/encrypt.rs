@@ -392,10 +392,7 @@ async fn refusals_carry_their_sqlstate_and_nothing_reaches_the_server() {
 async fn no_plaintext_reaches_the_log_the_files_or_the_statistics() {
     let env = standard_setup().await;
     let client = env.proxied().await;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
+    let nonce = canary_nonce();
     let text_a = format!("leakcanarya{nonce}");
     let text_b = format!("leakcanaryb{nonce}");
     let number_a =
@@ -483,10 +480,7 @@ async fn assert_nowhere_on_the_server(env: &EncryptingProxy, needles: &[Vec<u8>]
 async fn values_for_encrypted_columns_not_yet_committed_never_reach_the_server() {
     let env = standard_setup().await;
     let client = env.proxied().await;
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
+    let nonce = canary_nonce();
     let canary = |n: u32| format!("ddlcanary{n}x{nonce}");
 
     // One text: the table and the insert.
@@ -568,6 +562,14 @@ async fn values_for_encrypted_columns_not_yet_committed_never_reach_the_server()
 
     let needles: Vec<Vec<u8>> = (1..=6).map(|n| canary(n).into_bytes()).collect();
     assert_nowhere_on_the_server(&env, &needles).await;
+}
+
+/// A number no earlier run used, to make canaries unique in the shared cluster's log.
+fn canary_nonce() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos()
 }
 
 fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

@@ -71,10 +71,7 @@ impl Planner<'_> {
         if !is_copy && !self.tokens.has_value(self.span.clone()) {
             return Ok(());
         }
-        let names = Uncommitted {
-            catalog: self.catalog,
-            earlier: self.earlier,
-        };
+        let names = self.uncommitted_names();
         match self
             .tokens
             .mentioned_encrypted_table(self.sql, self.span.clone(), &names, true)
@@ -88,12 +85,14 @@ impl Planner<'_> {
     }
 
     fn is_uncommitted(&self, name: &str) -> bool {
-        self.earlier.iter().any(|n| n == name)
-            || self
-                .catalog
-                .uncommitted_encrypted()
-                .iter()
-                .any(|n| n == name)
+        self.uncommitted_names().is_encrypted_table_name(name)
+    }
+
+    fn uncommitted_names(&self) -> Uncommitted<'_> {
+        Uncommitted {
+            catalog: self.catalog,
+            earlier: self.earlier,
+        }
     }
 
     /// Whether `rv` has encrypted columns, committed or not.
@@ -168,19 +167,7 @@ impl Planner<'_> {
         for elt in c.table_elts.iter().filter_map(node) {
             match elt {
                 NodeEnum::ColumnDef(d) => {
-                    let pgseal = declares_pgseal(d.type_name.as_ref());
-                    if pgseal {
-                        pgseal_column(&table, d)?;
-                    }
-                    for con in d.constraints.iter().filter_map(node) {
-                        let NodeEnum::Constraint(con) = con else {
-                            continue;
-                        };
-                        if pgseal && is_unique_constraint(con) {
-                            return Err(unique_refusal(&table, &d.colname));
-                        }
-                        check_constraint(&table, &d.colname, con, &is_encrypted, table_encrypted)?;
-                    }
+                    column_def(&table, d, &is_encrypted, table_encrypted)?;
                 }
                 NodeEnum::Constraint(con) => {
                     if is_unique_constraint(con) {
@@ -249,19 +236,7 @@ impl Planner<'_> {
             let kind = AlterTableType::try_from(cmd.subtype);
             match (kind, boxed(&cmd.def)) {
                 (Ok(AlterTableType::AtAddColumn), Some(NodeEnum::ColumnDef(d))) => {
-                    let pgseal = declares_pgseal(d.type_name.as_ref());
-                    if pgseal {
-                        pgseal_column(&table, d)?;
-                    }
-                    for con in d.constraints.iter().filter_map(node) {
-                        let NodeEnum::Constraint(con) = con else {
-                            continue;
-                        };
-                        if pgseal && is_unique_constraint(con) {
-                            return Err(unique_refusal(&table, &d.colname));
-                        }
-                        check_constraint(&table, &d.colname, con, &is_encrypted, table_encrypted)?;
-                    }
+                    column_def(&table, d, &is_encrypted, table_encrypted)?;
                 }
                 (Ok(AlterTableType::AtAlterColumnType), Some(NodeEnum::ColumnDef(d)))
                     if declares_pgseal(d.type_name.as_ref()) =>
@@ -338,10 +313,7 @@ impl Planner<'_> {
         let Some(view) = v.view.as_ref() else {
             return Vec::new();
         };
-        let names = Uncommitted {
-            catalog: self.catalog,
-            earlier: self.earlier,
-        };
+        let names = self.uncommitted_names();
         let reads_uncommitted = self
             .tokens
             .mentioned_encrypted_table(self.sql, self.span.clone(), &names, false)
@@ -395,6 +367,30 @@ fn temporary(table: &str) -> SqlError {
         table: table.to_string(),
         reason: Reason::TemporaryTable,
     }
+}
+
+/// A column definition of `CREATE TABLE` or `ALTER TABLE ... ADD COLUMN`: the rules of a
+/// pgseal column if it is one, and its constraints.
+fn column_def(
+    table: &str,
+    d: &pb::ColumnDef,
+    is_encrypted: &dyn Fn(&str) -> bool,
+    table_encrypted: bool,
+) -> Result<(), SqlError> {
+    let pgseal = declares_pgseal(d.type_name.as_ref());
+    if pgseal {
+        pgseal_column(table, d)?;
+    }
+    for con in d.constraints.iter().filter_map(node) {
+        let NodeEnum::Constraint(con) = con else {
+            continue;
+        };
+        if pgseal && is_unique_constraint(con) {
+            return Err(unique_refusal(table, &d.colname));
+        }
+        check_constraint(table, &d.colname, con, is_encrypted, table_encrypted)?;
+    }
+    Ok(())
 }
 
 /// A column declared with a pgseal type: not an array; `DEFAULT NULL` at most; not generated.
