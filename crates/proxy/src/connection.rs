@@ -32,7 +32,7 @@ use pgseal_wire::backend::{
 };
 use pgseal_wire::frontend::{Parse, Query, SYNC_TAG, TERMINATE_TAG};
 use pgseal_wire::{Frame, StartupPacket, WireError};
-use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
@@ -40,6 +40,7 @@ use tracing::{debug, info, warn};
 use crate::cancel::{forward_cancel, CancelRegistry, Registration};
 use crate::config::MAX_STARTUP_PACKET_LEN;
 use crate::framed::FramedReader;
+use crate::halves::{self, Reader, Writer};
 use crate::scram::{self, UpstreamBinding};
 use crate::session::{BackendVerdict, FrontendVerdict, HookFactory, MessageHook, SessionState};
 use crate::tls::{ClientTls, Stream, ALPN_POSTGRESQL, TLS_HANDSHAKE_RECORD};
@@ -54,11 +55,6 @@ const MAX_ENCRYPTION_REQUESTS: usize = 2;
 
 /// Tag of `FunctionCall`, which like `Query` is answered with its own `ReadyForQuery`.
 const FUNCTION_CALL_TAG: u8 = b'F';
-
-/// The read side of a client or server connection, framed.
-type Reader = FramedReader<ReadHalf<Stream>>;
-/// The write side of a client or server connection.
-type Writer = WriteHalf<Stream>;
 
 /// Writes all of `buf` and flushes: a TLS stream may otherwise keep the last records in its
 /// buffer until the next write.
@@ -132,7 +128,7 @@ pub(crate) async fn serve_client<F: HookFactory>(
         Ok(Some(packet)) => {
             let (stream, buf) = client.into_parts();
             let client_tls = stream.is_tls();
-            let (read, mut write) = tokio::io::split(stream);
+            let (read, mut write) = halves::split(stream);
             let client = FramedReader::with_buffer(read, buf, config.max_message_len);
             let session = Session {
                 peer,
@@ -335,7 +331,7 @@ async fn handle<F: HookFactory>(
         tls: upstream.is_tls(),
         end_point: upstream.server_end_point(),
     };
-    let (upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let (upstream_read, mut upstream_write) = halves::split(upstream);
     let mut server = FramedReader::new(upstream_read, config.max_message_len);
 
     let mut out = BytesMut::new();
@@ -724,8 +720,10 @@ struct Shared<H> {
     cycles_sent: u64,
     /// `ReadyForQuery` messages received so far.
     cycles_done: u64,
-    /// Since when every cycle is answered and the client has sent nothing.
+    /// Since when every cycle is answered and the client has sent nothing; kept only with an
+    /// idle timeout (reading the clock at every `ReadyForQuery` is not free).
     idle_since: Option<Instant>,
+    tracks_idle: bool,
     rejects: Vec<PendingReject>,
 }
 
@@ -759,6 +757,7 @@ async fn relay<H: MessageHook>(
         cycles_sent: 0,
         cycles_done: 0,
         idle_since: Some(Instant::now()),
+        tracks_idle: idle_timeout.is_some(),
         rejects: Vec::new(),
     });
     // Whichever direction ends first ends the session; the other is dropped mid-read (reads
@@ -953,7 +952,7 @@ async fn server_to_client<H: MessageHook>(
                         let done = sh.cycles_done;
                         // A reject whose cycle is over had its place taken by an earlier error.
                         sh.rejects.retain(|r| r.cycle >= done);
-                        if sh.cycles_done >= sh.cycles_sent {
+                        if sh.tracks_idle && sh.cycles_done >= sh.cycles_sent {
                             sh.idle_since = Some(Instant::now());
                         }
                     }

@@ -61,6 +61,7 @@ mod connection;
 pub mod encrypt;
 mod error;
 mod framed;
+mod halves;
 mod scram;
 mod server;
 mod session;

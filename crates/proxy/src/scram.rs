@@ -21,11 +21,9 @@ use pgseal_wire::frontend::{AUTH_RESPONSE_TAG, TERMINATE_TAG};
 use postgres_protocol::authentication::sasl::{
     ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
 };
-use tokio::io::{ReadHalf, WriteHalf};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::framed::FramedReader;
-use crate::tls::Stream;
+use crate::halves::{Reader, Writer};
 use crate::ProxyError;
 
 /// Tag of `NoticeResponse`, which a server may send at any time.
@@ -57,10 +55,10 @@ pub(crate) struct UpstreamBinding {
 /// Runs the login described in the module documentation. `mechanisms` are those the server's
 /// `AuthenticationSASL` offered.
 pub(crate) async fn terminate(
-    client: &mut FramedReader<ReadHalf<Stream>>,
-    client_write: &mut WriteHalf<Stream>,
-    server: &mut FramedReader<ReadHalf<Stream>>,
-    server_write: &mut WriteHalf<Stream>,
+    client: &mut Reader,
+    client_write: &mut Writer,
+    server: &mut Reader,
+    server_write: &mut Writer,
     mechanisms: &[String],
     upstream: UpstreamBinding,
 ) -> Result<Outcome, ProxyError> {
@@ -164,10 +162,7 @@ fn unexpected() -> ProxyError {
     }
 }
 
-async fn send_server(
-    server_write: &mut WriteHalf<Stream>,
-    out: &mut BytesMut,
-) -> Result<(), ProxyError> {
+async fn send_server(server_write: &mut Writer, out: &mut BytesMut) -> Result<(), ProxyError> {
     let sent = crate::connection::send(server_write, out).await;
     // The message holds a proof derived from the password: not left in the buffer.
     out.as_mut().zeroize();
@@ -177,7 +172,7 @@ async fn send_server(
 
 /// The client's `PasswordMessage`, or how it left.
 async fn read_password(
-    client: &mut FramedReader<ReadHalf<Stream>>,
+    client: &mut Reader,
 ) -> Result<Result<Zeroizing<Vec<u8>>, Outcome>, ProxyError> {
     let (tag, body) = loop {
         if let Some(message) = client
@@ -209,8 +204,8 @@ async fn read_password(
 /// The server's next SASL message; notices are forwarded to the client on the way. `None`
 /// when the server refused with an `ErrorResponse` (forwarded to the client) or closed.
 async fn next_sasl(
-    server: &mut FramedReader<ReadHalf<Stream>>,
-    client_write: &mut WriteHalf<Stream>,
+    server: &mut Reader,
+    client_write: &mut Writer,
 ) -> Result<Option<Authentication>, ProxyError> {
     loop {
         while let Some(frame) = server.try_frame().map_err(ProxyError::UpstreamProtocol)? {

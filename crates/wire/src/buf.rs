@@ -131,10 +131,13 @@ impl<'a> Reader<'a> {
 
     /// A NUL-terminated string that must be UTF-8.
     pub(crate) fn string(&mut self, field: &'static str) -> Result<String, WireError> {
+        self.str(field).map(str::to_owned)
+    }
+
+    /// A NUL-terminated string that must be UTF-8, borrowed from the body.
+    pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, WireError> {
         let raw = self.cstr(field)?;
-        std::str::from_utf8(raw)
-            .map(str::to_owned)
-            .map_err(|_| WireError::InvalidUtf8 { field })
+        std::str::from_utf8(raw).map_err(|_| WireError::InvalidUtf8 { field })
     }
 
     /// `n` bytes as a zero-copy slice of the body.

@@ -229,6 +229,20 @@ pub(crate) enum SnapshotState {
     Failed(Arc<str>),
 }
 
+/// A published catalog as one session holds it, behind a reference count of its own. A session
+/// takes a handle on its catalog for nearly every message; cloning the published `Arc` itself
+/// would write to a cache line that the sessions on every core share, and bounce it between
+/// the cores at every message.
+pub(crate) type HeldCatalog = Arc<Arc<DbCatalog>>;
+
+/// Why a session has no catalog to judge statements with.
+pub(crate) enum Unavailable<'a> {
+    /// The first load has not finished.
+    Loading,
+    /// No load has ever succeeded; why the latest failed.
+    Failed(&'a str),
+}
+
 /// A session's view of its database's snapshots: the latest published one, copied again only
 /// when a newer one has been published. Reading the shared `watch` takes its lock, an atomic
 /// write to a cache line that every session on every core shares, and copying the snapshot
@@ -236,13 +250,21 @@ pub(crate) enum SnapshotState {
 pub(crate) struct SnapshotView {
     updates: watch::Receiver<Snapshot>,
     current: Snapshot,
+    /// `current`'s catalog when it is ready.
+    held: Option<HeldCatalog>,
 }
 
 impl SnapshotView {
     pub(crate) fn new(db: &DbHandle) -> Self {
         let mut updates = db.subscribe();
         let current = updates.borrow_and_update().clone();
-        Self { updates, current }
+        let mut view = Self {
+            updates,
+            current,
+            held: None,
+        };
+        view.hold();
+        view
     }
 
     /// The latest published snapshot.
@@ -250,8 +272,26 @@ impl SnapshotView {
         // An error means the loader is gone (shutdown): the last snapshot stays.
         if self.updates.has_changed().unwrap_or(false) {
             self.current = self.updates.borrow_and_update().clone();
+            self.hold();
         }
         &self.current
+    }
+
+    /// The latest published catalog, or why there is none.
+    pub(crate) fn catalog(&mut self) -> Result<HeldCatalog, Unavailable<'_>> {
+        self.current();
+        match (&self.held, &self.current.state) {
+            (Some(held), _) => Ok(Arc::clone(held)),
+            (None, SnapshotState::Failed(why)) => Err(Unavailable::Failed(why)),
+            (None, _) => Err(Unavailable::Loading),
+        }
+    }
+
+    fn hold(&mut self) {
+        self.held = match &self.current.state {
+            SnapshotState::Ready(catalog) => Some(Arc::new(Arc::clone(catalog))),
+            SnapshotState::Loading | SnapshotState::Failed(_) => None,
+        };
     }
 }
 
@@ -989,4 +1029,71 @@ async fn resolve_view_columns(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_catalog() -> Arc<DbCatalog> {
+        Arc::new(DbCatalog {
+            database: "app".to_owned(),
+            relations: HashMap::new(),
+            by_name: HashMap::new(),
+            system_names: HashSet::new(),
+            encrypted_names: HashSet::new(),
+            encrypted: HashMap::new(),
+            keyring: None,
+            by_bare_name: HashMap::new(),
+            migrating: HashMap::new(),
+        })
+    }
+
+    #[test]
+    fn a_session_sees_each_published_catalog_through_a_handle_of_its_own() {
+        let (publish, snapshot) = watch::channel(Snapshot {
+            generation: 0,
+            state: SnapshotState::Loading,
+        });
+        let db = DbHandle {
+            requested: AtomicU64::new(0),
+            wake: Notify::new(),
+            snapshot,
+        };
+        let mut view = SnapshotView::new(&db);
+        assert!(matches!(view.catalog(), Err(Unavailable::Loading)));
+
+        let first = empty_catalog();
+        publish.send_replace(Snapshot {
+            generation: 1,
+            state: SnapshotState::Ready(Arc::clone(&first)),
+        });
+        let held = view.catalog().ok().expect("ready");
+        assert!(Arc::ptr_eq(held.as_ref(), &first));
+        let shared_count = Arc::strong_count(&first);
+        let again = view.catalog().ok().expect("ready");
+        assert!(Arc::ptr_eq(&held, &again), "one handle per snapshot");
+        assert_eq!(
+            Arc::strong_count(&first),
+            shared_count,
+            "taking a handle leaves the published catalog's count alone"
+        );
+
+        let second = empty_catalog();
+        publish.send_replace(Snapshot {
+            generation: 2,
+            state: SnapshotState::Ready(Arc::clone(&second)),
+        });
+        let newer = view.catalog().ok().expect("ready");
+        assert!(Arc::ptr_eq(newer.as_ref(), &second));
+
+        publish.send_replace(Snapshot {
+            generation: 3,
+            state: SnapshotState::Failed(Arc::from("no connection")),
+        });
+        assert!(matches!(
+            view.catalog(),
+            Err(Unavailable::Failed("no connection"))
+        ));
+    }
 }

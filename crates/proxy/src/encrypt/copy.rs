@@ -42,7 +42,7 @@ use pgseal_wire::backend::{CopyResponse, ErrorFields};
 use pgseal_wire::frontend::CopyFail;
 use pgseal_wire::Frame;
 
-use super::catalog::{DbCatalog, SessionCatalog};
+use super::catalog::{DbCatalog, HeldCatalog, SessionCatalog};
 use super::hook::{build, carries_ciphertext, open_value, push_hex, seal, value_error, CORRUPTED};
 use super::names::ByName;
 use crate::session::{BackendVerdict, FrontendVerdict};
@@ -279,7 +279,7 @@ impl CopyState {
     pub(crate) fn on_server_data(
         &mut self,
         frame: Frame,
-        catalog: Result<Arc<DbCatalog>, ErrorFields>,
+        catalog: Result<HeldCatalog, ErrorFields>,
         settings: &SessionSettings,
     ) -> Result<BackendVerdict, ErrorFields> {
         let Some(Active::Out(codec)) = self.active.as_mut() else {
@@ -311,7 +311,7 @@ impl CopyState {
     pub(crate) fn on_client_data(
         &mut self,
         frame: Frame,
-        catalog: Result<Arc<DbCatalog>, ErrorFields>,
+        catalog: Result<HeldCatalog, ErrorFields>,
         settings: &SessionSettings,
     ) -> FrontendVerdict {
         let end = frame.tag != COPY_DATA_TAG;

@@ -26,7 +26,9 @@ use pgseal_wire::frontend::{
 use pgseal_wire::{Format, Frame, WireError};
 
 use super::analyzer::analyze_deep;
-use super::catalog::{ColumnCrypto, DbCatalog, DbHandle, SnapshotState, SnapshotView};
+use super::catalog::{
+    ColumnCrypto, DbCatalog, DbHandle, HeldCatalog, SnapshotState, SnapshotView, Unavailable,
+};
 use super::copy::{self, CopyState};
 use super::settings::{
     parse_control, parse_options, parse_search_path, tracked, Control, SettingChange, Tracker,
@@ -79,13 +81,13 @@ enum ColPlan {
 /// How the rows of one result are produced.
 #[derive(Debug)]
 struct ResultPlan {
-    catalog: Arc<DbCatalog>,
+    catalog: HeldCatalog,
     cols: Vec<ColPlan>,
 }
 
 impl ResultPlan {
     fn new(
-        catalog: Arc<DbCatalog>,
+        catalog: HeldCatalog,
         fields: &[FieldDescription],
         server_binary: impl Fn(usize) -> bool,
         client_binary: impl Fn(usize) -> bool,
@@ -485,15 +487,15 @@ impl EncryptHook {
     }
 
     /// The catalog to judge a statement with, or the error that refuses it (fail closed).
-    fn catalog(&mut self) -> Result<Arc<DbCatalog>, ErrorFields> {
-        match &self.view.current().state {
-            SnapshotState::Ready(catalog) => Ok(Arc::clone(catalog)),
-            SnapshotState::Loading => Err(ErrorFields::error(
+    fn catalog(&mut self) -> Result<HeldCatalog, ErrorFields> {
+        match self.view.catalog() {
+            Ok(catalog) => Ok(catalog),
+            Err(Unavailable::Loading) => Err(ErrorFields::error(
                 "57P03",
                 "the pgseal proxy has not loaded this database's encryption catalog yet",
             )
             .hint("retry shortly; the proxy's log says why if this persists")),
-            SnapshotState::Failed(why) => Err(ErrorFields::error("57P03", why.to_string())
+            Err(Unavailable::Failed(why)) => Err(ErrorFields::error("57P03", why)
                 .hint("fix the cause in the proxy's log; the proxy retries on its own")),
         }
     }
@@ -513,27 +515,33 @@ impl EncryptHook {
             }
             return Ok(analysis);
         }
-        // A refused text never reaches the server: its setting changes must not count.
-        let saved = self.tracker.clone();
-        let result = self.apply_controls(sql, catalog, analysis, &controls);
-        if result.is_err() {
+        // A refused text never reaches the server: its setting changes must not count. Only
+        // a statement analysed after a change, or the check of a text that touches encrypted
+        // columns, can refuse it once the changes are applied (`BEGIN`, `COMMIT` and a lone
+        // `SET` cannot), so only then is there something to restore.
+        let last = analysis.statements.len().saturating_sub(1);
+        let reanalyse = controls.iter().any(|(at, _)| *at < last);
+        let saved = (reanalyse || analysis.touches_encrypted()).then(|| self.tracker.clone());
+        let result = self.apply_controls(sql, catalog, analysis, &controls, reanalyse);
+        if let (Err(_), Some(saved)) = (&result, saved) {
             self.tracker = saved;
             self.sync_settings();
         }
         result
     }
 
-    /// Applies `controls` (of `sql`'s statements) to the tracked settings; statements after a
-    /// change are analysed again with the settings they will run with.
+    /// Applies `controls` (of `sql`'s statements) to the tracked settings; with `reanalyse`
+    /// (a change comes before the last statement), statements after a change are analysed
+    /// again with the settings they will run with.
     fn apply_controls(
         &mut self,
         sql: &str,
         catalog: &Arc<DbCatalog>,
         analysis: Arc<Analysis>,
         controls: &[(usize, Control)],
+        reanalyse: bool,
     ) -> Result<Arc<Analysis>, ErrorFields> {
-        let last = analysis.statements.len().saturating_sub(1);
-        let analysis = if controls.iter().any(|(at, _)| *at < last) {
+        let analysis = if reanalyse {
             // A statement changes settings or ends a transaction before others in the same
             // text: each later statement is analysed with the settings it will run with.
             let mut statements = Vec::with_capacity(analysis.statements.len());
@@ -760,10 +768,10 @@ impl EncryptHook {
             invalidates_schema: false,
         });
         self.analysing_cycle = self.cycles_sent;
-        let query = Query::decode(&frame.body).map_err(protocol)?;
+        let sql = Query::sql_of(&frame.body).map_err(protocol)?;
         let catalog = self.catalog()?;
-        let analysis = self.analyze(&query.sql, &catalog)?;
-        let copy_plan = copy::plan_for(&query.sql, &analysis, &catalog, &self.search_path)?;
+        let analysis = self.analyze(sql, &catalog)?;
+        let copy_plan = copy::plan_for(sql, &analysis, &catalog, &self.search_path)?;
         self.copy.expect(copy_plan);
         if let Some(Expect::Query { invalidates_schema }) = self.expect.back_mut() {
             *invalidates_schema = analysis.invalidates_schema();
@@ -771,7 +779,7 @@ impl EncryptHook {
         if !analysis.touches_encrypted() {
             return Ok(FrontendVerdict::Forward(frame));
         }
-        let sql = self.encrypt_literals(&query.sql, &analysis, &catalog, None)?;
+        let sql = self.encrypt_literals(sql, &analysis, &catalog, None)?;
         let frame = build(|buf| Query { sql }.encode(buf))?;
         Ok(FrontendVerdict::Replace(vec![frame]))
     }
@@ -1524,7 +1532,7 @@ impl EncryptHook {
     fn on_simple_row_description(
         &mut self,
         frame: Frame,
-        catalog: Arc<DbCatalog>,
+        catalog: HeldCatalog,
     ) -> Result<BackendVerdict, ErrorFields> {
         if let Some(last) = &self.last_simple_description {
             if last.received == frame.body && Arc::ptr_eq(&last.plan.catalog, &catalog) {

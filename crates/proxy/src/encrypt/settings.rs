@@ -13,6 +13,7 @@
 //! `ErrorResponse`, and the status of `ReadyForQuery`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// PostgreSQL's default `search_path`.
 pub(crate) const DEFAULT_SEARCH_PATH: &str = "\"$user\", public";
@@ -50,6 +51,16 @@ pub(crate) enum Control {
 
 /// What a statement does to tracked settings or the transaction. `None` for anything else.
 pub(crate) fn parse_control(statement: &str) -> Option<Control> {
+    // Most utility statements (BEGIN, VACUUM, CREATE ...) are none of these: their first word
+    // says so without tokenizing the whole text.
+    let first = statement
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    if !CONTROL_WORDS.iter().any(|w| first.eq_ignore_ascii_case(w)) {
+        return None;
+    }
     let tokens = tokenize(statement)?;
     let lower: Vec<String> = tokens.iter().map(|t| t.to_ascii_lowercase()).collect();
     let words: Vec<&str> = lower.iter().map(String::as_str).collect();
@@ -149,35 +160,55 @@ pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
     }
 }
 
+/// The first words of the statements [`parse_control`] understands.
+const CONTROL_WORDS: [&str; 10] = [
+    "commit",
+    "end",
+    "prepare",
+    "abort",
+    "rollback",
+    "savepoint",
+    "release",
+    "discard",
+    "set",
+    "reset",
+];
+
 /// Whether this layer tracks the setting `name` (lower case).
 pub(crate) fn tracked(name: &str) -> bool {
     matches!(name, "search_path" | "extra_float_digits" | "bytea_output")
 }
 
-/// The values of the tracked settings.
+/// The values of the tracked settings. Each is shared, not copied: the tracker copies whole
+/// sets of values at every transaction end, which must not cost an allocation per value.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Values {
-    pub(crate) search_path: String,
-    pub(crate) extra_float_digits: String,
-    pub(crate) bytea_output: String,
+    pub(crate) search_path: Arc<str>,
+    pub(crate) extra_float_digits: Arc<str>,
+    pub(crate) bytea_output: Arc<str>,
 }
 
 impl Clone for Values {
     fn clone(&self) -> Self {
         Self {
-            search_path: self.search_path.clone(),
-            extra_float_digits: self.extra_float_digits.clone(),
-            bytea_output: self.bytea_output.clone(),
+            search_path: Arc::clone(&self.search_path),
+            extra_float_digits: Arc::clone(&self.extra_float_digits),
+            bytea_output: Arc::clone(&self.bytea_output),
         }
     }
 
-    /// Field by field, reusing the strings' buffers: the tracker copies values at every
-    /// `ReadyForQuery`, and this keeps that free of allocations.
+    /// Field by field, leaving alone the values that are already the same: the tracker copies
+    /// whole sets at every `ReadyForQuery`, where nearly always nothing changed.
     fn clone_from(&mut self, source: &Self) {
-        self.search_path.clone_from(&source.search_path);
-        self.extra_float_digits
-            .clone_from(&source.extra_float_digits);
-        self.bytea_output.clone_from(&source.bytea_output);
+        for (slot, value) in [
+            (&mut self.search_path, &source.search_path),
+            (&mut self.extra_float_digits, &source.extra_float_digits),
+            (&mut self.bytea_output, &source.bytea_output),
+        ] {
+            if !Arc::ptr_eq(slot, value) {
+                slot.clone_from(value);
+            }
+        }
     }
 }
 
@@ -185,15 +216,15 @@ impl Default for Values {
     /// PostgreSQL's defaults.
     fn default() -> Self {
         Self {
-            search_path: DEFAULT_SEARCH_PATH.to_owned(),
-            extra_float_digits: "1".to_owned(),
-            bytea_output: "hex".to_owned(),
+            search_path: Arc::from(DEFAULT_SEARCH_PATH),
+            extra_float_digits: Arc::from("1"),
+            bytea_output: Arc::from("hex"),
         }
     }
 }
 
 impl Values {
-    fn slot(&mut self, name: &str) -> Option<&mut String> {
+    fn slot(&mut self, name: &str) -> Option<&mut Arc<str>> {
         match name {
             "search_path" => Some(&mut self.search_path),
             "extra_float_digits" => Some(&mut self.extra_float_digits),
@@ -204,9 +235,9 @@ impl Values {
 
     fn get(&self, name: &str) -> Option<&str> {
         match name {
-            "search_path" => Some(&self.search_path),
-            "extra_float_digits" => Some(&self.extra_float_digits),
-            "bytea_output" => Some(&self.bytea_output),
+            "search_path" => Some(self.search_path.as_ref()),
+            "extra_float_digits" => Some(self.extra_float_digits.as_ref()),
+            "bytea_output" => Some(self.bytea_output.as_ref()),
             _ => None,
         }
     }
@@ -214,7 +245,9 @@ impl Values {
     /// Sets a tracked setting; others are ignored.
     pub(crate) fn set(&mut self, name: &str, value: &str) {
         if let Some(slot) = self.slot(name) {
-            value.clone_into(slot);
+            if **slot != *value {
+                *slot = Arc::from(value);
+            }
         }
     }
 }
@@ -703,6 +736,19 @@ mod tests {
             Some(Control::Setting(SettingChange::ResetAll))
         );
         assert_eq!(parse_control("SELECT 1"), None);
+        assert_eq!(parse_control("BEGIN"), None);
+        assert_eq!(parse_control("ENDx"), None);
+        assert_eq!(
+            parse_control("\n\tset\tSearch_Path = a"),
+            Some(set("search_path", "a", false))
+        );
+        assert_eq!(
+            parse_control("Reset search_path;"),
+            Some(Control::Setting(SettingChange::Reset {
+                name: "search_path".into(),
+                local: false
+            }))
+        );
     }
 
     fn set(name: &str, value: &str, local: bool) -> Control {
@@ -721,14 +767,14 @@ mod tests {
         t.on_ready(true);
         cycle += 1;
         t.apply(cycle, &set("search_path", "b", true));
-        assert_eq!(t.current().search_path, "b");
+        assert_eq!(&*t.current().search_path, "b");
         t.on_ready(false);
         cycle += 1;
         t.apply(cycle, &Control::Commit);
-        assert_eq!(t.current().search_path, "a");
+        assert_eq!(&*t.current().search_path, "a");
         t.on_command_complete("COMMIT");
         t.on_ready(true);
-        assert_eq!(t.current().search_path, "a");
+        assert_eq!(&*t.current().search_path, "a");
     }
 
     #[test]
@@ -738,17 +784,17 @@ mod tests {
         // BEGIN; SET; ROLLBACK
         t.apply(cycle, &set("bytea_output", "escape", false));
         t.apply(cycle, &Control::Rollback);
-        assert_eq!(t.current().bytea_output, "hex");
+        assert_eq!(&*t.current().bytea_output, "hex");
         t.on_command_complete("ROLLBACK");
         t.on_ready(true);
         cycle += 1;
-        assert_eq!(t.current().bytea_output, "hex");
+        assert_eq!(&*t.current().bytea_output, "hex");
         // SET; SELECT 1/0 in one implicit transaction
         t.apply(cycle, &set("bytea_output", "escape", false));
         t.on_error();
         t.on_ready(true);
         cycle += 1;
-        assert_eq!(t.current().bytea_output, "hex");
+        assert_eq!(&*t.current().bytea_output, "hex");
         // BEGIN; SET; COMMIT that the server turns into a rollback
         t.apply(cycle, &set("bytea_output", "escape", false));
         t.on_ready(false);
@@ -757,7 +803,7 @@ mod tests {
         t.on_command_complete("ROLLBACK");
         t.on_ready(true);
         cycle += 1;
-        assert_eq!(t.current().bytea_output, "hex");
+        assert_eq!(&*t.current().bytea_output, "hex");
         // BEGIN; SET a; COMMIT; SET b; <error> in one string: a stays, b goes
         t.apply(cycle, &set("bytea_output", "escape", false));
         t.apply(cycle, &Control::Commit);
@@ -765,8 +811,8 @@ mod tests {
         t.on_command_complete("COMMIT");
         t.on_error();
         t.on_ready(true);
-        assert_eq!(t.current().bytea_output, "escape");
-        assert_eq!(t.current().extra_float_digits, "1");
+        assert_eq!(&*t.current().bytea_output, "escape");
+        assert_eq!(&*t.current().extra_float_digits, "1");
     }
 
     #[test]
@@ -778,17 +824,17 @@ mod tests {
         t.apply(cycle, &set("search_path", "b", false));
         t.apply(cycle, &set("extra_float_digits", "3", true));
         t.apply(cycle, &Control::RollbackTo("s".into()));
-        assert_eq!(t.current().search_path, "a");
-        assert_eq!(t.current().extra_float_digits, "1");
+        assert_eq!(&*t.current().search_path, "a");
+        assert_eq!(&*t.current().extra_float_digits, "1");
         t.apply(cycle, &set("search_path", "c", true));
         t.apply(cycle, &Control::Release("s".into()));
-        assert_eq!(t.current().search_path, "c");
+        assert_eq!(&*t.current().search_path, "c");
         t.apply(cycle, &Control::Commit);
-        assert_eq!(t.current().search_path, "a");
+        assert_eq!(&*t.current().search_path, "a");
         t.on_command_complete("ROLLBACK");
         t.on_command_complete("COMMIT");
         t.on_ready(true);
-        assert_eq!(t.current().search_path, "a");
+        assert_eq!(&*t.current().search_path, "a");
     }
 
     #[test]
@@ -800,11 +846,11 @@ mod tests {
         t.apply(1, &set("search_path", "enc", false));
         t.on_ready(false);
         t.apply(3, &Control::Commit);
-        assert_eq!(t.current().search_path, "enc");
+        assert_eq!(&*t.current().search_path, "enc");
         t.on_error();
         t.on_ready(false);
         assert_eq!(
-            t.current().search_path,
+            &*t.current().search_path,
             "enc",
             "the COMMIT is still in flight"
         );
@@ -815,8 +861,8 @@ mod tests {
         // A SET sent ahead of the previous cycle's answer survives that answer.
         t.apply(5, &set("bytea_output", "escape", false));
         t.on_ready(true);
-        assert_eq!(t.current().bytea_output, "escape");
+        assert_eq!(&*t.current().bytea_output, "escape");
         t.on_ready(true);
-        assert_eq!(t.current().bytea_output, "escape");
+        assert_eq!(&*t.current().bytea_output, "escape");
     }
 }

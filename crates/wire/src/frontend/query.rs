@@ -29,10 +29,21 @@ impl Query {
     /// # Errors
     /// [`WireError::InvalidUtf8`] if the text is not UTF-8, or a structural error.
     pub fn decode(body: &Bytes) -> Result<Self, WireError> {
+        Self::sql_of(body).map(|sql| Self {
+            sql: sql.to_owned(),
+        })
+    }
+
+    /// The SQL text of a `Query` body, borrowed: what a layer that only reads the text and
+    /// forwards the message unchanged needs, without a copy.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn sql_of(body: &Bytes) -> Result<&str, WireError> {
         let mut r = Reader::new(body);
-        let sql = r.string("Query.sql")?;
+        let sql = r.str("Query.sql")?;
         r.finish("Query")?;
-        Ok(Self { sql })
+        Ok(sql)
     }
 
     /// Appends the message (tag, length, body) to `dst`.
