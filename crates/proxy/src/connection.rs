@@ -87,6 +87,8 @@ enum End {
     IdleTimeout,
     /// Refused: TLS is required and the client did not use it.
     TlsRequired,
+    /// Refused by the hook, from the answer to its session query.
+    HookRefused,
 }
 
 impl End {
@@ -99,6 +101,7 @@ impl End {
             Self::UpstreamClosed => "server closed the connection",
             Self::IdleTimeout => "idle timeout",
             Self::TlsRequired => "refused: TLS is required and the client did not use it",
+            Self::HookRefused => "refused by the message hook at session start",
         }
     }
 }
@@ -375,7 +378,19 @@ async fn handle<F: HookFactory>(
         "session ready"
     );
 
-    let hook = ctx.factory.create(&state);
+    let mut hook = ctx.factory.create(&state);
+    if let Some(sql) = hook.session_query() {
+        let answer = tokio::time::timeout_at(
+            deadline,
+            ask_session(sql, &mut hook, &mut server, &mut upstream_write),
+        )
+        .await
+        .map_err(|_| timed_out())??;
+        if let Err(fields) = answer {
+            send_error(client_write, &fields).await;
+            return Ok(End::HookRefused);
+        }
+    }
     let end = relay(
         &mut client,
         client_write,
@@ -400,6 +415,42 @@ async fn handle<F: HookFactory>(
         _ => {}
     }
     Ok(end)
+}
+
+/// Sends the hook's session query on the server connection and hands the hook every message
+/// of the answer, up to its `ReadyForQuery`; the client sees none of it. The outer error ends
+/// the session for an I/O or protocol failure, the inner one is the hook's refusal.
+async fn ask_session<H: MessageHook>(
+    sql: &str,
+    hook: &mut H,
+    server: &mut Reader,
+    server_write: &mut Writer,
+) -> Result<Result<(), ErrorFields>, ProxyError> {
+    let mut out = BytesMut::new();
+    Query {
+        sql: sql.to_owned(),
+    }
+    .encode(&mut out)
+    .map_err(ProxyError::Encode)?;
+    send(server_write, &out)
+        .await
+        .map_err(ProxyError::UpstreamIo)?;
+    let mut answer = Ok(());
+    loop {
+        while let Some(frame) = server.try_frame().map_err(ProxyError::UpstreamProtocol)? {
+            if answer.is_ok() {
+                answer = hook.session_answer(&frame);
+            }
+            if frame.tag == ReadyForQuery::TAG {
+                return Ok(answer);
+            }
+        }
+        if server.fill().await.map_err(ProxyError::UpstreamIo)? == 0 {
+            return Err(ProxyError::UpstreamIo(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+    }
 }
 
 /// Reads the client's packets up to its startup message or cancel request, answering

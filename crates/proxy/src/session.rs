@@ -79,6 +79,27 @@ pub trait MessageHook: Send + 'static {
         let _ = frame;
         None
     }
+
+    /// A simple query the hook needs answered on the session's own server connection before
+    /// any client message reaches it: what only the session can tell, such as the settings
+    /// the server resolved for it from the role's and the database's defaults and its
+    /// configuration file. The proxy sends it once, after authentication, and hands every
+    /// message of the answer, up to and including its `ReadyForQuery`, to
+    /// [`session_answer`](Self::session_answer) instead of the client. The default asks
+    /// nothing.
+    fn session_query(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// One message of the answer to [`session_query`](Self::session_query). An error ends the
+    /// session: the client gets it as a `FATAL` error and nothing of its reaches the server.
+    ///
+    /// # Errors
+    /// Whatever the hook cannot accept in the answer; it must fail closed.
+    fn session_answer(&mut self, frame: &Frame) -> Result<(), ErrorFields> {
+        let _ = frame;
+        Ok(())
+    }
 }
 
 /// What [`MessageHook::wait_before_frontend`] asks the proxy to await.

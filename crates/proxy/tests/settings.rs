@@ -282,6 +282,63 @@ async fn set_config_is_followed_or_refused() {
         .expect("untracked setting");
 }
 
+/// A session starts with the settings the server resolved for it, which the startup packet
+/// does not show: `ALTER ROLE ... IN DATABASE ... SET` here (`ALTER DATABASE ... SET` and
+/// postgresql.conf work the same way). The proxy asks the session before judging anything.
+/// And a `SET` is followed however it is written: with comments, a quoted name in any case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_the_server_chose_and_unusual_spellings_are_followed() {
+    let env = setup().await;
+    let admin = env.db.connect().await;
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE postgres IN DATABASE \"{}\" SET search_path = enc, public",
+            env.db.name()
+        ))
+        .await
+        .expect("role default");
+    let client = env.proxied().await;
+    assert_eq!(
+        column(&client, "SHOW search_path").await,
+        [Some("enc, public".to_owned())]
+    );
+    client
+        .batch_execute("INSERT INTO t VALUES (1, 'role default')")
+        .await
+        .expect("the role's search_path resolves enc.t, whose value is sealed");
+    assert_eq!(stored(&env, 1).await, ["enc"]);
+
+    client
+        .batch_execute("SET/* x */search_path = plain; INSERT INTO t VALUES (2, 'commented')")
+        .await
+        .expect("set with a comment");
+    assert_eq!(stored(&env, 2).await, ["plain:commented"]);
+    client
+        .batch_execute("SET \"Search_Path\" TO enc; INSERT INTO t VALUES (3, 'quoted')")
+        .await
+        .expect("set with a quoted name");
+    assert_eq!(stored(&env, 3).await, ["enc"]);
+    // RESET returns to the session's own default, the role's.
+    client
+        .batch_execute(
+            "SET search_path = plain; RESET search_path; INSERT INTO t VALUES (4, 'reset')",
+        )
+        .await
+        .expect("reset");
+    assert_eq!(stored(&env, 4).await, ["enc"]);
+
+    // A spelling the proxy cannot follow is refused, not guessed at.
+    let refused = client
+        .simple_query(r#"SET U&"search_p\0061th" = plain"#)
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
+    assert_eq!(
+        column(&client, "SHOW search_path").await,
+        [Some("enc, public".to_owned())]
+    );
+}
+
 /// Not a setting, but the same blind spot: the proxy's catalog connection cannot see a
 /// session's temporary relations, so temporary tables and views with encrypted values are
 /// refused before they reach the server.

@@ -31,7 +31,7 @@ use super::catalog::{
 };
 use super::copy::{self, CopyState};
 use super::settings::{
-    parse_control, parse_options, parse_search_path, tracked, Control, SettingChange, Tracker,
+    may_set_tracked, parse_control, parse_search_path, tracked, Control, SettingChange, Tracker,
     Values, DEFAULT_SEARCH_PATH,
 };
 use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
@@ -358,7 +358,20 @@ pub(crate) struct EncryptHook {
     copy: CopyState,
     /// Column-migration cutovers: held statements, touched tables (`cutover.rs`).
     cutover: cutover::CutoverState,
+    /// The answer to the session query has brought the session's tracked settings.
+    session_settings_read: bool,
 }
+
+/// The settings this layer tracks, in the order [`SESSION_SETTINGS_QUERY`] reads them.
+const SESSION_SETTINGS: [&str; 3] = ["search_path", "extra_float_digits", "bytea_output"];
+
+/// Reads the tracked settings as the server resolved them for the session, before any client
+/// statement is judged: the startup packet, but also `ALTER ROLE`/`ALTER DATABASE ... SET`
+/// and the server's configuration decide them, and only the session can tell. Qualified, so
+/// that no function on the session's `search_path` can stand in for `current_setting`.
+const SESSION_SETTINGS_QUERY: &str = "SELECT pg_catalog.current_setting('search_path'), \
+     pg_catalog.current_setting('extra_float_digits'), \
+     pg_catalog.current_setting('bytea_output')";
 
 impl EncryptHook {
     pub(crate) fn new(db: Arc<DbHandle>, session: &SessionState) -> Self {
@@ -389,25 +402,52 @@ impl EncryptHook {
             reload_at_ready: false,
             copy: CopyState::default(),
             cutover: cutover::CutoverState::default(),
+            session_settings_read: false,
         };
         for (name, value) in session.parameters() {
             hook.apply_reported(name, value);
         }
-        let mut startup: Vec<(String, String)> = Vec::new();
-        for (name, value) in session.startup_params() {
-            if name == "options" {
-                startup.extend(parse_options(value));
-            } else {
-                startup.push((name.to_ascii_lowercase(), value.clone()));
-            }
-        }
-        let mut values = Values::default();
-        for (name, value) in startup {
-            values.set(&name, &value);
-        }
-        hook.tracker = Tracker::new(values);
+        // Until the session query's answer (`session_answer`) brings the values the server
+        // resolved for this session, PostgreSQL's defaults; no client message is judged
+        // before that answer.
         hook.sync_settings();
         hook
+    }
+
+    /// The answer to [`SESSION_SETTINGS_QUERY`]: the row becomes the session's tracked
+    /// settings, what `RESET` returns to.
+    fn on_session_settings(&mut self, frame: &Frame) -> Result<(), ErrorFields> {
+        let unreadable = || {
+            ErrorFields::fatal(
+                "XX000",
+                "the pgseal proxy could not read this session's search_path, \
+                 extra_float_digits and bytea_output",
+            )
+            .hint("the proxy needs them to resolve table names and format values; its log has the details")
+        };
+        match frame.tag {
+            DataRow::TAG => {
+                let row = DataRow::decode(&frame.body).map_err(|_| unreadable())?;
+                if row.values.len() != SESSION_SETTINGS.len() {
+                    return Err(unreadable());
+                }
+                let mut values = Values::default();
+                for (name, value) in SESSION_SETTINGS.iter().zip(&row.values) {
+                    let text = value
+                        .as_deref()
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .ok_or_else(unreadable)?;
+                    values.set(name, text);
+                }
+                self.tracker = Tracker::new(values);
+                self.sync_settings();
+                self.session_settings_read = true;
+                Ok(())
+            }
+            ERROR_RESPONSE_TAG => Err(unreadable()),
+            ReadyForQuery::TAG if !self.session_settings_read => Err(unreadable()),
+            _ => Ok(()),
+        }
     }
 
     fn apply_reported(&mut self, name: &str, value: &str) {
@@ -457,7 +497,21 @@ impl EncryptHook {
                 continue;
             };
             if matches!(plan.kind, StatementKind::Utility) {
-                controls.extend(parse_control(text).map(|c| (at, c)));
+                match parse_control(text) {
+                    Some(control) => controls.push((at, control)),
+                    None if may_set_tracked(text) => {
+                        return Err(ErrorFields::error(
+                            "0A000",
+                            "the pgseal proxy cannot follow this SET or RESET of search_path, \
+                             extra_float_digits or bytea_output",
+                        )
+                        .hint(
+                            "write it plainly: SET [LOCAL] name = value [, ...] or RESET name, \
+                             names and values unescaped",
+                        ))
+                    }
+                    None => {}
+                }
             }
             for call in set_config_calls(text) {
                 match call {
@@ -1659,6 +1713,14 @@ impl MessageHook for EncryptHook {
                 }
             }
         }
+    }
+
+    fn session_query(&self) -> Option<&'static str> {
+        Some(SESSION_SETTINGS_QUERY)
+    }
+
+    fn session_answer(&mut self, frame: &Frame) -> Result<(), ErrorFields> {
+        self.on_session_settings(frame)
     }
 
     fn wait_before_frontend(&mut self, frame: &Frame) -> Option<HookWait> {

@@ -27,10 +27,11 @@
 //! reload keeps the previous catalog. Until a database's first load succeeds, its sessions'
 //! statements are refused with SQLSTATE `57P03` (fail closed).
 //!
-//! Each session resolves names with its own `search_path` (startup `search_path` or
-//! `options=-c search_path=...`, `SET [SESSION|LOCAL] search_path`, `RESET`, constant
-//! `set_config()`, undone by transaction ends and savepoints as PostgreSQL does (`settings.rs`);
-//! default `"$user", public`; `pg_catalog` first unless listed).
+//! Each session resolves names with its own `search_path` (read from the session before its
+//! first statement, whatever set it: startup options, role and database defaults, the server's
+//! configuration; then `SET [SESSION|LOCAL] search_path`, `RESET`, constant `set_config()`,
+//! undone by transaction ends and savepoints as PostgreSQL does (`settings.rs`); `pg_catalog`
+//! first unless listed).
 //!
 //! # Statements
 //!
@@ -59,7 +60,8 @@
 //!   statement's columns are known at `Bind`; otherwise a `Describe` of the portal is
 //!   injected after the `Bind` and its answer withheld from the client.
 //! * **Settings** the server does not report (`extra_float_digits`, `bytea_output`,
-//!   `search_path`) are tracked from the startup packet, `SET [LOCAL]`/`RESET` and constant
+//!   `search_path`) are read from the session when it starts, then tracked through
+//!   `SET [LOCAL]`/`RESET` (one that cannot be read is refused) and constant
 //!   `set_config()` (applied when sent, settled by the server's answers; a `set_config()` on
 //!   them that cannot be followed is refused).
 //!   Statements on encrypted columns are refused while `standard_conforming_strings` is off or a

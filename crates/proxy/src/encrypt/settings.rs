@@ -1,7 +1,8 @@
 //! Session settings PostgreSQL 15 does not report but the encryption layer depends on:
 //! `search_path` (to resolve table names), `extra_float_digits` and `bytea_output` (to format
-//! values as the server would). Read from the startup packet (`search_path=...` or
-//! `options=-c name=value`) and from the statements the session sends: `SET [SESSION|LOCAL]`,
+//! values as the server would). Read from the session itself when it starts (the hook's
+//! session query: startup options, `ALTER ROLE`/`ALTER DATABASE ... SET` and postgresql.conf
+//! all decide them), then from the statements the session sends: `SET [SESSION|LOCAL]`,
 //! `RESET`, `DISCARD ALL`, `SELECT set_config(...)` with constant arguments.
 //!
 //! [`Tracker`] follows PostgreSQL's rules for when a change ends: `SET LOCAL` (and
@@ -49,16 +50,83 @@ pub(crate) enum Control {
     RollbackTo(String),
 }
 
+/// Whether the first word of `statement`, after white space and comments, is one of `words`
+/// (lower case).
+fn first_word_is(statement: &str, words: &[&str]) -> bool {
+    let mut chars = statement.chars().peekable();
+    loop {
+        match chars.peek() {
+            Some(c) if c.is_whitespace() => {
+                chars.next();
+            }
+            Some(_) => match skip_comment(&mut chars) {
+                Some(true) => {}
+                Some(false) => break,
+                None => return false,
+            },
+            None => return false,
+        }
+    }
+    let first: String = chars.take_while(char::is_ascii_alphabetic).collect();
+    words.iter().any(|w| first.eq_ignore_ascii_case(w))
+}
+
+/// Whether `statement` is a `SET` or `RESET` whose text names a tracked setting (or spells a
+/// name with Unicode escapes). One that [`parse_control`] cannot follow is refused rather than
+/// let the proxy lose track of the setting (fail closed).
+pub(crate) fn may_set_tracked(statement: &str) -> bool {
+    if !first_word_is(statement, &["set", "reset"]) {
+        return false;
+    }
+    let lower = statement.to_ascii_lowercase();
+    ["search_path", "extra_float_digits", "bytea_output"]
+        .iter()
+        .any(|name| lower.contains(name))
+        || lower.contains("u&")
+}
+
+/// Skips the comment that starts at `chars`, if one does: `Some(true)` if it did,
+/// `Some(false)` if none starts there, `None` if it never ends. Block comments nest, as in
+/// PostgreSQL.
+fn skip_comment(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<bool> {
+    let mut ahead = chars.clone();
+    match (ahead.next(), ahead.next()) {
+        (Some('-'), Some('-')) => {
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+            Some(true)
+        }
+        (Some('/'), Some('*')) => {
+            chars.next();
+            chars.next();
+            let mut depth = 1usize;
+            while depth > 0 {
+                match chars.next()? {
+                    '/' if chars.peek() == Some(&'*') => {
+                        chars.next();
+                        depth += 1;
+                    }
+                    '*' if chars.peek() == Some(&'/') => {
+                        chars.next();
+                        depth -= 1;
+                    }
+                    _ => {}
+                }
+            }
+            Some(true)
+        }
+        _ => Some(false),
+    }
+}
+
 /// What a statement does to tracked settings or the transaction. `None` for anything else.
 pub(crate) fn parse_control(statement: &str) -> Option<Control> {
     // Most utility statements (BEGIN, VACUUM, CREATE ...) are none of these: their first word
     // says so without tokenizing the whole text.
-    let first = statement
-        .trim_start()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or_default();
-    if !CONTROL_WORDS.iter().any(|w| first.eq_ignore_ascii_case(w)) {
+    if !first_word_is(statement, &CONTROL_WORDS) {
         return None;
     }
     let tokens = tokenize(statement)?;
@@ -108,6 +176,12 @@ fn identifier(token: &str) -> String {
     }
 }
 
+/// A setting's name as PostgreSQL looks it up: quotes removed, any case (`"Search_Path"` is
+/// `search_path`).
+fn setting_name(token: &str) -> String {
+    identifier(token).to_ascii_lowercase()
+}
+
 /// The setting a `SET`/`RESET` statement changes, for the settings this layer tracks. `None`
 /// for anything else (settings this layer does not track).
 pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
@@ -116,24 +190,26 @@ pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
     let first = words.next()?.to_ascii_lowercase();
     match first.as_str() {
         "reset" => {
-            let name = words.next()?.to_ascii_lowercase();
+            let word = words.next()?;
             if words.next().is_some() {
                 return None;
             }
-            if name == "all" {
+            if word.eq_ignore_ascii_case("all") {
                 return Some(SettingChange::ResetAll);
             }
+            let name = setting_name(word);
             tracked(&name).then_some(SettingChange::Reset { name, local: false })
         }
         "set" => {
-            let mut name = words.next()?.to_ascii_lowercase();
+            let mut word = words.next()?;
             let mut local = false;
-            if name == "session" {
-                name = words.next()?.to_ascii_lowercase();
-            } else if name == "local" {
+            if word.eq_ignore_ascii_case("session") {
+                word = words.next()?;
+            } else if word.eq_ignore_ascii_case("local") {
                 local = true;
-                name = words.next()?.to_ascii_lowercase();
+                word = words.next()?;
             }
+            let name = setting_name(word);
             if !tracked(&name) {
                 return None;
             }
@@ -265,7 +341,7 @@ enum Pending {
 /// sent and the answers received so far leave them.
 #[derive(Debug, Default, Clone)]
 struct SettingsState {
-    /// The values `RESET` returns to: PostgreSQL's defaults overridden by the startup packet.
+    /// The values `RESET` returns to: those the session started with.
     startup: Values,
     /// The values of the last transaction the server confirmed as committed.
     confirmed: Values,
@@ -404,10 +480,13 @@ impl SettingsState {
 /// `=` and `,`. `None` if it contains anything unexpected.
 fn tokenize(sql: &str) -> Option<Vec<String>> {
     let mut tokens = Vec::new();
-    let mut chars = sql.trim().trim_end_matches(';').chars().peekable();
+    let mut chars = sql.chars().peekable();
     while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
+        // A `;` in one statement's text can only be its end.
+        if c.is_whitespace() || c == ';' {
             chars.next();
+        } else if skip_comment(&mut chars)? {
+            // Skipped like white space.
         } else if c == '=' || c == ',' {
             tokens.push(c.to_string());
             chars.next();
@@ -479,52 +558,6 @@ pub(crate) fn parse_search_path(value: &str, user: &str) -> Vec<String> {
         .collect()
 }
 
-/// `-c name=value` and `--name=value` pairs of a startup `options` parameter.
-pub(crate) fn parse_options(options: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut words = split_options(options).into_iter();
-    while let Some(word) = words.next() {
-        let pair = if word == "-c" {
-            words.next()
-        } else if let Some(rest) = word.strip_prefix("--") {
-            Some(rest.to_owned())
-        } else {
-            word.strip_prefix("-c").map(str::to_owned)
-        };
-        if let Some((name, value)) = pair.as_deref().and_then(|p| p.split_once('=')) {
-            out.push((
-                name.replace('-', "_").to_ascii_lowercase(),
-                value.to_owned(),
-            ));
-        }
-    }
-    out
-}
-
-/// Splits `options` on unescaped white space (`\` escapes the next character).
-fn split_options(options: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut chars = options.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(next) = chars.next() {
-                current.push(next);
-            }
-        } else if c.is_whitespace() {
-            if !current.is_empty() {
-                words.push(std::mem::take(&mut current));
-            }
-        } else {
-            current.push(c);
-        }
-    }
-    if !current.is_empty() {
-        words.push(current);
-    }
-    words
-}
-
 /// An answer from the server that settles tracked settings.
 #[derive(Debug, Clone)]
 enum Answer {
@@ -558,7 +591,7 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A session that started with `startup` (the startup packet's tracked settings).
+    /// A session that started with `startup` (its tracked settings as the server resolved them).
     pub(crate) fn new(startup: Values) -> Self {
         Self {
             settled: SettingsState::new(startup),
@@ -692,18 +725,6 @@ mod tests {
     }
 
     #[test]
-    fn startup_options_are_split() {
-        assert_eq!(
-            parse_options("-c search_path=app,public --extra-float-digits=3 -cbytea_output=hex"),
-            vec![
-                ("search_path".to_owned(), "app,public".to_owned()),
-                ("extra_float_digits".to_owned(), "3".to_owned()),
-                ("bytea_output".to_owned(), "hex".to_owned()),
-            ]
-        );
-    }
-
-    #[test]
     fn transaction_statements_are_understood() {
         assert_eq!(parse_control("COMMIT"), Some(Control::Commit));
         assert_eq!(parse_control("end work;"), Some(Control::Commit));
@@ -737,6 +758,35 @@ mod tests {
         );
         assert_eq!(parse_control("SELECT 1"), None);
         assert_eq!(parse_control("BEGIN"), None);
+        // Comments are white space, names are looked up in any case and quoting.
+        for text in [
+            "SET/**/search_path = a",
+            "SET \"Search_Path\" TO a",
+            "/* x */ -- y\n SET search_path = a; -- z",
+            "SET /* a /* nested */ b */ search_path = a",
+        ] {
+            assert_eq!(
+                parse_control(text),
+                Some(set("search_path", "a", false)),
+                "{text}"
+            );
+        }
+        for text in [
+            "SET search_path = a /* never closed",
+            "SET search_path FROM CURRENT",
+            "SET U&\"\\0073earch_path\" = a",
+            "reset SEARCH_PATH extra",
+        ] {
+            assert_eq!(parse_control(text), None, "{text}");
+            assert!(may_set_tracked(text), "{text}");
+        }
+        for text in [
+            "SET statement_timeout = 0",
+            "SELECT 'search_path'",
+            "COMMENT ON x",
+        ] {
+            assert!(!may_set_tracked(text), "{text}");
+        }
         assert_eq!(parse_control("ENDx"), None);
         assert_eq!(
             parse_control("\n\tset\tSearch_Path = a"),
