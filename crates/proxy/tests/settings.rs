@@ -339,6 +339,76 @@ async fn settings_the_server_chose_and_unusual_spellings_are_followed() {
     );
 }
 
+/// `"$user"` in `search_path` is the current user, which `SET ROLE` changes: a schema named
+/// like the role (one schema per tenant, one role per tenant) then holds the tables that
+/// unqualified names mean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_role_changes_what_user_means() {
+    let env = setup().await;
+    // Roles are the cluster's: one named after this test's database is its own.
+    let tenant = format!("tenant_{}", env.db.name());
+    let client = env.proxied().await;
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE \"{tenant}\"; CREATE SCHEMA \"{tenant}\";
+             CREATE TABLE \"{tenant}\".t (id int PRIMARY KEY, v pgseal.text);
+             GRANT USAGE ON SCHEMA \"{tenant}\", plain, pgseal TO \"{tenant}\";
+             GRANT ALL ON \"{tenant}\".t, plain.t TO \"{tenant}\""
+        ))
+        .await
+        .expect("tenant schema");
+    let in_tenant = |id: i32| {
+        let tenant = tenant.clone();
+        let db = &env.db;
+        async move {
+            let admin = db.connect().await;
+            admin
+                .query(
+                    &format!("SELECT 1 FROM \"{tenant}\".t WHERE id = $1"),
+                    &[&id],
+                )
+                .await
+                .expect("read the tenant's table")
+                .len()
+        }
+    };
+
+    client
+        .batch_execute("SET search_path = \"$user\", plain; INSERT INTO t VALUES (1, 'no role')")
+        .await
+        .expect("no schema is named postgres: plain.t");
+    assert_eq!(stored(&env, 1).await, ["plain:no role"]);
+    // As a string: the role's name exactly as written.
+    client
+        .batch_execute(&format!(
+            "SET ROLE '{tenant}'; INSERT INTO t VALUES (2, 'tenant')"
+        ))
+        .await
+        .expect("the tenant's t, whose value is sealed");
+    assert_eq!(in_tenant(2).await, 1);
+    client
+        .batch_execute("RESET ROLE; INSERT INTO t VALUES (3, 'reset')")
+        .await
+        .expect("back to plain.t");
+    assert_eq!(stored(&env, 3).await, ["plain:reset"]);
+    // SET LOCAL ROLE ends with its transaction.
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL ROLE \"{tenant}\"; INSERT INTO t VALUES (4, 'local'); COMMIT;
+             INSERT INTO t VALUES (5, 'after')"
+        ))
+        .await
+        .expect("set local role");
+    assert_eq!(in_tenant(4).await, 1);
+    assert_eq!(stored(&env, 5).await, ["plain:after"]);
+
+    let refused = client
+        .simple_query("SET SESSION AUTHORIZATION DEFAULT")
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
+}
+
 /// Not a setting, but the same blind spot: the proxy's catalog connection cannot see a
 /// session's temporary relations, so temporary tables and views with encrypted values are
 /// refused before they reach the server.

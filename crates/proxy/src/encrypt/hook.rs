@@ -32,7 +32,7 @@ use super::catalog::{
 use super::copy::{self, CopyState};
 use super::settings::{
     may_set_tracked, parse_control, parse_search_path, tracked, Control, SettingChange, Tracker,
-    Values, DEFAULT_SEARCH_PATH,
+    Values, DEFAULT_SEARCH_PATH, NO_ROLE,
 };
 use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
 
@@ -363,7 +363,7 @@ pub(crate) struct EncryptHook {
 }
 
 /// The settings this layer tracks, in the order [`SESSION_SETTINGS_QUERY`] reads them.
-const SESSION_SETTINGS: [&str; 3] = ["search_path", "extra_float_digits", "bytea_output"];
+const SESSION_SETTINGS: [&str; 4] = ["search_path", "extra_float_digits", "bytea_output", "role"];
 
 /// Reads the tracked settings as the server resolved them for the session, before any client
 /// statement is judged: the startup packet, but also `ALTER ROLE`/`ALTER DATABASE ... SET`
@@ -371,7 +371,7 @@ const SESSION_SETTINGS: [&str; 3] = ["search_path", "extra_float_digits", "bytea
 /// that no function on the session's `search_path` can stand in for `current_setting`.
 const SESSION_SETTINGS_QUERY: &str = "SELECT pg_catalog.current_setting('search_path'), \
      pg_catalog.current_setting('extra_float_digits'), \
-     pg_catalog.current_setting('bytea_output')";
+     pg_catalog.current_setting('bytea_output'), pg_catalog.current_setting('role')";
 
 impl EncryptHook {
     pub(crate) fn new(db: Arc<DbHandle>, session: &SessionState) -> Self {
@@ -474,8 +474,17 @@ impl EncryptHook {
         }
         let current = self.tracker.current().clone();
         let before = self.applied.take();
-        if before.as_ref().map(|v| &v.search_path) != Some(&current.search_path) {
-            self.search_path = parse_search_path(&current.search_path, &self.user);
+        if before
+            .as_ref()
+            .is_none_or(|v| v.search_path != current.search_path || v.role != current.role)
+        {
+            // `"$user"` is the current user: the role `SET ROLE` chose, else the session's.
+            let user = if &*current.role == NO_ROLE {
+                self.user.as_str()
+            } else {
+                &current.role
+            };
+            self.search_path = parse_search_path(&current.search_path, user);
             self.cache.clear();
         }
         if before.as_ref().map(|v| &v.extra_float_digits) != Some(&current.extra_float_digits) {
@@ -503,11 +512,13 @@ impl EncryptHook {
                         return Err(ErrorFields::error(
                             "0A000",
                             "the pgseal proxy cannot follow this SET or RESET of search_path, \
-                             extra_float_digits or bytea_output",
+                             extra_float_digits, bytea_output, the role or the session \
+                             authorization",
                         )
                         .hint(
-                            "write it plainly: SET [LOCAL] name = value [, ...] or RESET name, \
-                             names and values unescaped",
+                            "write it plainly: SET [LOCAL] name = value [, ...], \
+                             SET [LOCAL] ROLE name or RESET name, names and values unescaped; \
+                             to act as another user, connect as that user",
                         ))
                     }
                     None => {}

@@ -30,8 +30,11 @@ pub(crate) enum SettingChange {
     },
     /// `RESET name` or `SET [LOCAL] name TO DEFAULT`.
     Reset { name: String, local: bool },
-    /// `RESET ALL`, `DISCARD ALL`.
+    /// `RESET ALL`: every tracked setting but the role to its starting value.
     ResetAll,
+    /// `DISCARD ALL`: `RESET ALL`, and `SET SESSION AUTHORIZATION DEFAULT`, which makes the
+    /// authenticated user the current one again.
+    DiscardAll,
 }
 
 /// A statement that changes a tracked setting or ends (part of) a transaction.
@@ -79,9 +82,16 @@ pub(crate) fn may_set_tracked(statement: &str) -> bool {
         return false;
     }
     let lower = statement.to_ascii_lowercase();
-    ["search_path", "extra_float_digits", "bytea_output"]
-        .iter()
-        .any(|name| lower.contains(name))
+    // `SET SESSION AUTHORIZATION` changes the user `"$user"` stands for, and is not followed.
+    [
+        "search_path",
+        "extra_float_digits",
+        "bytea_output",
+        "role",
+        "authorization",
+    ]
+    .iter()
+    .any(|name| lower.contains(name))
         || lower.contains("u&")
 }
 
@@ -162,10 +172,105 @@ pub(crate) fn parse_control(statement: &str) -> Option<Control> {
             _ => None,
         },
         "discard" if words.len() == 2 && words[1] == "all" => {
-            Some(Control::Setting(SettingChange::ResetAll))
+            Some(Control::Setting(SettingChange::DiscardAll))
         }
-        _ => parse_setting(statement).map(Control::Setting),
+        _ => parse_role(statement)
+            .or_else(|| parse_setting(statement))
+            .map(Control::Setting),
     }
+}
+
+/// A piece of a statement as [`parse_role`] reads it, quoting kept apart: a role name is
+/// folded to lower case when bare and taken as written when quoted or a string.
+#[derive(Debug, PartialEq, Eq)]
+enum Lexeme {
+    Word(String),
+    Quoted(String),
+    Literal(String),
+    Symbol(char),
+}
+
+fn lex(statement: &str) -> Option<Vec<Lexeme>> {
+    let mut out = Vec::new();
+    let mut chars = statement.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() || c == ';' {
+            chars.next();
+        } else if skip_comment(&mut chars)? {
+            // Skipped like white space.
+        } else if c == '\'' || c == '"' {
+            chars.next();
+            let mut text = String::new();
+            loop {
+                match chars.next()? {
+                    q if q == c && chars.peek() == Some(&c) => {
+                        chars.next();
+                        text.push(c);
+                    }
+                    q if q == c => break,
+                    other => text.push(other),
+                }
+            }
+            out.push(if c == '"' {
+                Lexeme::Quoted(text)
+            } else {
+                Lexeme::Literal(text)
+            });
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            let mut word = String::new();
+            while let Some(&c) = chars
+                .peek()
+                .filter(|c| c.is_alphanumeric() || **c == '_' || **c == '$')
+            {
+                word.push(c);
+                chars.next();
+            }
+            out.push(Lexeme::Word(word));
+        } else {
+            out.push(Lexeme::Symbol(c));
+            chars.next();
+        }
+    }
+    Some(out)
+}
+
+/// `SET [SESSION | LOCAL] ROLE name | NONE`, `SET [SESSION | LOCAL] role {= | TO} value |
+/// DEFAULT` and `RESET ROLE`. `None` for anything else, and for these when written in a way
+/// not understood (the caller refuses those: [`may_set_tracked`]).
+fn parse_role(statement: &str) -> Option<SettingChange> {
+    let lexemes = lex(statement)?;
+    let word = |at: usize, expected: &str| matches!(lexemes.get(at), Some(Lexeme::Word(w)) if w.eq_ignore_ascii_case(expected));
+    let name = "role".to_owned();
+    if word(0, "reset") {
+        return (word(1, "role") && lexemes.len() == 2)
+            .then_some(SettingChange::Reset { name, local: false });
+    }
+    if !word(0, "set") {
+        return None;
+    }
+    let local = word(1, "local");
+    let mut at = if local || word(1, "session") { 2 } else { 1 };
+    if !word(at, "role") {
+        return None;
+    }
+    at += 1;
+    let separated = matches!(lexemes.get(at), Some(Lexeme::Symbol('='))) || word(at, "to");
+    if separated {
+        at += 1;
+    }
+    if lexemes.len() != at + 1 {
+        return None;
+    }
+    let value = match &lexemes[at] {
+        Lexeme::Word(w) if separated && w.eq_ignore_ascii_case("default") => {
+            return Some(SettingChange::Reset { name, local })
+        }
+        Lexeme::Word(w) if w.eq_ignore_ascii_case(NO_ROLE) => NO_ROLE.to_owned(),
+        Lexeme::Word(w) => w.to_ascii_lowercase(),
+        Lexeme::Quoted(text) | Lexeme::Literal(text) => text.clone(),
+        Lexeme::Symbol(_) => return None,
+    };
+    Some(SettingChange::Set { name, value, local })
 }
 
 /// An identifier as PostgreSQL folds it.
@@ -198,7 +303,8 @@ pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
                 return Some(SettingChange::ResetAll);
             }
             let name = setting_name(word);
-            tracked(&name).then_some(SettingChange::Reset { name, local: false })
+            (tracked(&name) && name != "role")
+                .then_some(SettingChange::Reset { name, local: false })
         }
         "set" => {
             let mut word = words.next()?;
@@ -210,7 +316,8 @@ pub(crate) fn parse_setting(statement: &str) -> Option<SettingChange> {
                 word = words.next()?;
             }
             let name = setting_name(word);
-            if !tracked(&name) {
+            // `role` is parse_role's: a role name keeps the case it was quoted in.
+            if !tracked(&name) || name == "role" {
                 return None;
             }
             let sep = words.next()?;
@@ -252,8 +359,14 @@ const CONTROL_WORDS: [&str; 10] = [
 
 /// Whether this layer tracks the setting `name` (lower case).
 pub(crate) fn tracked(name: &str) -> bool {
-    matches!(name, "search_path" | "extra_float_digits" | "bytea_output")
+    matches!(
+        name,
+        "search_path" | "extra_float_digits" | "bytea_output" | "role"
+    )
 }
+
+/// The `role` setting's value when no `SET ROLE` is in effect.
+pub(crate) const NO_ROLE: &str = "none";
 
 /// The values of the tracked settings. Each is shared, not copied: the tracker copies whole
 /// sets of values at every transaction end, which must not cost an allocation per value.
@@ -262,6 +375,9 @@ pub(crate) struct Values {
     pub(crate) search_path: Arc<str>,
     pub(crate) extra_float_digits: Arc<str>,
     pub(crate) bytea_output: Arc<str>,
+    /// `SET ROLE`'s role, exactly as PostgreSQL names it, or `none`: the user `"$user"` in
+    /// `search_path` stands for when it is not `none`.
+    pub(crate) role: Arc<str>,
 }
 
 impl Clone for Values {
@@ -270,6 +386,7 @@ impl Clone for Values {
             search_path: Arc::clone(&self.search_path),
             extra_float_digits: Arc::clone(&self.extra_float_digits),
             bytea_output: Arc::clone(&self.bytea_output),
+            role: Arc::clone(&self.role),
         }
     }
 
@@ -280,6 +397,7 @@ impl Clone for Values {
             (&mut self.search_path, &source.search_path),
             (&mut self.extra_float_digits, &source.extra_float_digits),
             (&mut self.bytea_output, &source.bytea_output),
+            (&mut self.role, &source.role),
         ] {
             if !Arc::ptr_eq(slot, value) {
                 slot.clone_from(value);
@@ -295,6 +413,7 @@ impl Default for Values {
             search_path: Arc::from(DEFAULT_SEARCH_PATH),
             extra_float_digits: Arc::from("1"),
             bytea_output: Arc::from("hex"),
+            role: Arc::from(NO_ROLE),
         }
     }
 }
@@ -305,6 +424,7 @@ impl Values {
             "search_path" => Some(&mut self.search_path),
             "extra_float_digits" => Some(&mut self.extra_float_digits),
             "bytea_output" => Some(&mut self.bytea_output),
+            "role" => Some(&mut self.role),
             _ => None,
         }
     }
@@ -314,6 +434,7 @@ impl Values {
             "search_path" => Some(self.search_path.as_ref()),
             "extra_float_digits" => Some(self.extra_float_digits.as_ref()),
             "bytea_output" => Some(self.bytea_output.as_ref()),
+            "role" => Some(self.role.as_ref()),
             _ => None,
         }
     }
@@ -392,8 +513,18 @@ impl SettingsState {
                 }
             }
             Control::Setting(SettingChange::ResetAll) => {
+                // `RESET ALL` leaves `SET ROLE` in effect, as PostgreSQL does.
+                let role = Arc::clone(&self.current.role);
                 self.current = self.startup.clone();
+                self.current.role = role;
+                let role = Arc::clone(&self.session.role);
                 self.session = self.startup.clone();
+                self.session.role = role;
+            }
+            Control::Setting(SettingChange::DiscardAll) => {
+                self.current = self.startup.clone();
+                self.current.role = Arc::from(NO_ROLE);
+                self.session = self.current.clone();
             }
             Control::Commit => {
                 self.pending
@@ -754,7 +885,7 @@ mod tests {
         );
         assert_eq!(
             parse_control("DISCARD ALL"),
-            Some(Control::Setting(SettingChange::ResetAll))
+            Some(Control::Setting(SettingChange::DiscardAll))
         );
         assert_eq!(parse_control("SELECT 1"), None);
         assert_eq!(parse_control("BEGIN"), None);
@@ -780,6 +911,38 @@ mod tests {
             assert_eq!(parse_control(text), None, "{text}");
             assert!(may_set_tracked(text), "{text}");
         }
+        // Role names keep the case they were quoted in.
+        for (text, role) in [
+            ("SET ROLE Admin", "admin"),
+            ("set local role \"Admin\"", "Admin"),
+            ("SET SESSION ROLE 'Admin';", "Admin"),
+            ("SET role = admin", "admin"),
+            ("SET role TO 'Ad''min'", "Ad'min"),
+            ("SET ROLE NONE", NO_ROLE),
+        ] {
+            let local = text.contains("local");
+            assert_eq!(
+                parse_control(text),
+                Some(set("role", role, local)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_control("RESET ROLE"),
+            Some(Control::Setting(SettingChange::Reset {
+                name: "role".into(),
+                local: false
+            }))
+        );
+        for text in [
+            "SET ROLE a b",
+            "SET SESSION AUTHORIZATION app",
+            "RESET SESSION AUTHORIZATION",
+            "SET session_authorization = app",
+        ] {
+            assert_eq!(parse_control(text), None, "{text}");
+            assert!(may_set_tracked(text), "{text}");
+        }
         for text in [
             "SET statement_timeout = 0",
             "SELECT 'search_path'",
@@ -799,6 +962,18 @@ mod tests {
                 local: false
             }))
         );
+    }
+
+    #[test]
+    fn reset_all_keeps_the_role_and_discard_all_does_not() {
+        let mut t = Tracker::new(Values::default());
+        t.apply(1, &set("role", "tenant", false));
+        t.apply(1, &set("search_path", "x", false));
+        t.apply(1, &Control::Setting(SettingChange::ResetAll));
+        assert_eq!(&*t.current().role, "tenant");
+        assert_eq!(t.current().search_path, Values::default().search_path);
+        t.apply(1, &Control::Setting(SettingChange::DiscardAll));
+        assert_eq!(&*t.current().role, NO_ROLE);
     }
 
     fn set(name: &str, value: &str, local: bool) -> Control {
