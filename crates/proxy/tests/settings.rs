@@ -409,6 +409,54 @@ async fn set_role_changes_what_user_means() {
     assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
 }
 
+/// PostgreSQL parses a prepared statement again when `search_path` has changed since it was
+/// prepared, so the same statement can write to another table: the proxy prepares it again
+/// under the new path too, and seals what now goes to an encrypted column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_follow_search_path_changes() {
+    let env = setup().await;
+    let client = env.proxied().await;
+    client
+        .batch_execute("SET search_path = plain")
+        .await
+        .expect("set");
+    let insert = client
+        .prepare("INSERT INTO t VALUES ($1, $2)")
+        .await
+        .expect("prepare");
+    let select = client
+        .prepare("SELECT v FROM t WHERE id = $1")
+        .await
+        .expect("prepare");
+    client
+        .execute(&insert, &[&1i32, &"plain first"])
+        .await
+        .expect("insert into plain.t");
+    assert_eq!(stored(&env, 1).await, ["plain:plain first"]);
+
+    client
+        .batch_execute("SET search_path = enc, public")
+        .await
+        .expect("set");
+    client
+        .execute(&insert, &[&2i32, &"sealed"])
+        .await
+        .expect("the same statement now inserts into enc.t, sealed");
+    assert_eq!(stored(&env, 2).await, ["enc"]);
+    let row = client.query_one(&select, &[&2i32]).await.expect("select");
+    assert_eq!(row.get::<_, String>(0), "sealed");
+
+    client
+        .batch_execute("SET search_path = plain")
+        .await
+        .expect("set");
+    client
+        .execute(&insert, &[&3i32, &"plain again"])
+        .await
+        .expect("back to plain.t");
+    assert_eq!(stored(&env, 3).await, ["plain:plain again"]);
+}
+
 /// Not a setting, but the same blind spot: the proxy's catalog connection cannot see a
 /// session's temporary relations, so temporary tables and views with encrypted values are
 /// refused before they reach the server.

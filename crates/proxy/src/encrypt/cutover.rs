@@ -51,16 +51,21 @@ pub(super) struct Origin {
     pub(super) parse: Parse,
     /// The catalog it was last judged with.
     catalog: Arc<DbCatalog>,
+    /// The `search_path` it was judged with (resolved). PostgreSQL parses a prepared statement
+    /// again when the session's `search_path` has changed since, so its names may then mean
+    /// other tables: the proxy prepares it again too, judged with the new path.
+    search_path: Vec<String>,
     /// A re-prepare was sent but the server discarded or refused it: prepare it again at the
     /// next `Bind`, whatever the catalog.
     stale: bool,
 }
 
 impl Origin {
-    pub(super) fn new(parse: &Parse, catalog: &Arc<DbCatalog>) -> Self {
+    pub(super) fn new(parse: &Parse, catalog: &Arc<DbCatalog>, search_path: &[String]) -> Self {
         Self {
             parse: parse.clone(),
             catalog: Arc::clone(catalog),
+            search_path: search_path.to_vec(),
             stale: false,
         }
     }
@@ -360,7 +365,9 @@ impl EncryptHook {
         };
         let may_have_changed = match (&self.view.current().state, self.statements.get(name)) {
             (SnapshotState::Ready(current), Some(statement)) => {
-                statement.origin.stale || !Arc::ptr_eq(&statement.origin.catalog, current)
+                statement.origin.stale
+                    || !Arc::ptr_eq(&statement.origin.catalog, current)
+                    || statement.origin.search_path != self.search_path
             }
             _ => false,
         };
@@ -374,7 +381,7 @@ impl EncryptHook {
         let Some(statement) = self.statements.get_mut(&name) else {
             return Ok(None);
         };
-        let stale = statement.origin.stale;
+        let stale = statement.origin.stale || statement.origin.search_path != self.search_path;
         if !stale && Arc::ptr_eq(&statement.origin.catalog, &current) {
             return Ok(None);
         }

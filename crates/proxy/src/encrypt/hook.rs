@@ -1079,7 +1079,7 @@ impl EncryptHook {
             declared,
             invalidates_schema: analysis.invalidates_schema(),
             fields: None,
-            origin: cutover::Origin::new(&parse, &catalog),
+            origin: cutover::Origin::new(&parse, &catalog, &self.search_path),
         };
         let replaced = !parse.name.is_empty() && self.statements.contains_key(&parse.name);
         if !replaced {
