@@ -180,14 +180,19 @@ pub(crate) fn parse_control(statement: &str) -> Option<Control> {
     }
 }
 
-/// A piece of a statement as [`parse_role`] reads it, quoting kept apart: a role name is
-/// folded to lower case when bare and taken as written when quoted or a string.
+/// A piece of a `SET`-like statement, quoting kept apart: a role name, for one, is folded to
+/// lower case when bare and taken as written when quoted or a string.
 #[derive(Debug, PartialEq, Eq)]
 enum Lexeme {
     Word(String),
     Quoted(String),
     Literal(String),
     Symbol(char),
+}
+
+/// Characters of a bare word: identifiers, keywords, and values such as `-1.5`.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '$' | '-' | '+' | '.')
 }
 
 fn lex(statement: &str) -> Option<Vec<Lexeme>> {
@@ -216,12 +221,13 @@ fn lex(statement: &str) -> Option<Vec<Lexeme>> {
             } else {
                 Lexeme::Literal(text)
             });
-        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+        } else if is_word_char(c) {
             let mut word = String::new();
-            while let Some(&c) = chars
-                .peek()
-                .filter(|c| c.is_alphanumeric() || **c == '_' || **c == '$')
-            {
+            while let Some(&c) = chars.peek().filter(|c| is_word_char(**c)) {
+                // `a--x` is the word `a` and a comment, as PostgreSQL reads it.
+                if c == '-' && chars.clone().nth(1) == Some('-') {
+                    break;
+                }
                 word.push(c);
                 chars.next();
             }
@@ -610,62 +616,15 @@ impl SettingsState {
 /// strings; double quotes kept on identifiers so `search_path` can tell `"$user"` apart),
 /// `=` and `,`. `None` if it contains anything unexpected.
 fn tokenize(sql: &str) -> Option<Vec<String>> {
-    let mut tokens = Vec::new();
-    let mut chars = sql.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        // A `;` in one statement's text can only be its end.
-        if c.is_whitespace() || c == ';' {
-            chars.next();
-        } else if skip_comment(&mut chars)? {
-            // Skipped like white space.
-        } else if c == '=' || c == ',' {
-            tokens.push(c.to_string());
-            chars.next();
-        } else if c == '\'' {
-            chars.next();
-            let mut s = String::new();
-            loop {
-                match chars.next()? {
-                    '\'' if chars.peek() == Some(&'\'') => {
-                        chars.next();
-                        s.push('\'');
-                    }
-                    '\'' => break,
-                    other => s.push(other),
-                }
-            }
-            tokens.push(s);
-        } else if c == '"' {
-            chars.next();
-            let mut s = String::from("\"");
-            loop {
-                match chars.next()? {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        s.push('"');
-                    }
-                    '"' => break,
-                    other => s.push(other),
-                }
-            }
-            s.push('"');
-            tokens.push(s);
-        } else if c.is_alphanumeric() || matches!(c, '_' | '$' | '-' | '+' | '.') {
-            let mut s = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_alphanumeric() || matches!(c, '_' | '$' | '-' | '+' | '.') {
-                    s.push(c);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            tokens.push(s);
-        } else {
-            return None;
-        }
-    }
-    Some(tokens)
+    lex(sql)?
+        .into_iter()
+        .map(|lexeme| match lexeme {
+            Lexeme::Word(word) | Lexeme::Literal(word) => Some(word),
+            Lexeme::Quoted(name) => Some(format!("\"{name}\"")),
+            Lexeme::Symbol(c @ ('=' | ',')) => Some(c.to_string()),
+            Lexeme::Symbol(_) => None,
+        })
+        .collect()
 }
 
 /// The schemas of a `search_path` value in order, `$user` replaced by `user`. Unquoted names
@@ -895,6 +854,7 @@ mod tests {
             "SET \"Search_Path\" TO a",
             "/* x */ -- y\n SET search_path = a; -- z",
             "SET /* a /* nested */ b */ search_path = a",
+            "SET search_path = a--b",
         ] {
             assert_eq!(
                 parse_control(text),
