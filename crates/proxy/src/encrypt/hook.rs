@@ -30,10 +30,8 @@ use super::catalog::{
     ColumnCrypto, DbCatalog, DbHandle, HeldCatalog, SnapshotState, SnapshotView, Unavailable,
 };
 use super::copy::{self, CopyState};
-use super::settings::{
-    may_set_tracked, parse_control, parse_search_path, tracked, Control, SettingChange, Tracker,
-    Values, DEFAULT_SEARCH_PATH, NO_ROLE,
-};
+use super::settings::{parse_search_path, tracked, Tracker, Values, DEFAULT_SEARCH_PATH, NO_ROLE};
+use super::settings_syntax::{may_set_tracked, parse_control, Control, SettingChange};
 use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
 
 #[path = "cutover.rs"]

@@ -130,6 +130,7 @@ mod copy;
 mod hook;
 mod names;
 mod settings;
+mod settings_syntax;
 
 use std::future::Future;
 use std::net::SocketAddr;
