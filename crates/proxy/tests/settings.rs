@@ -457,6 +457,40 @@ async fn prepared_statements_follow_search_path_changes() {
     assert_eq!(stored(&env, 3).await, ["plain:plain again"]);
 }
 
+/// A prepared `SET` changes the setting when it is executed, not when it is prepared; it may
+/// be executed later, several times, or never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_set_statements_take_effect_when_executed() {
+    let env = setup().await;
+    let client = env.proxied().await;
+    let to_enc = client
+        .prepare("SET search_path = enc, public")
+        .await
+        .expect("prepare");
+    let to_plain = client
+        .prepare("SET search_path = plain")
+        .await
+        .expect("prepare");
+    client.execute(&to_enc, &[]).await.expect("execute");
+    client
+        .batch_execute("INSERT INTO t VALUES (1, 'after enc')")
+        .await
+        .expect("the executed SET chose enc.t, so the value is sealed");
+    assert_eq!(stored(&env, 1).await, ["enc"]);
+    client.execute(&to_plain, &[]).await.expect("execute");
+    client
+        .batch_execute("INSERT INTO t VALUES (2, 'after plain')")
+        .await
+        .expect("insert");
+    assert_eq!(stored(&env, 2).await, ["plain:after plain"]);
+    client.execute(&to_enc, &[]).await.expect("again");
+    client
+        .batch_execute("INSERT INTO t VALUES (3, 'enc again')")
+        .await
+        .expect("insert");
+    assert_eq!(stored(&env, 3).await, ["enc"]);
+}
+
 /// Not a setting, but the same blind spot: the proxy's catalog connection cannot see a
 /// session's temporary relations, so temporary tables and views with encrypted values are
 /// refused before they reach the server.

@@ -250,6 +250,9 @@ struct Statement {
     fields: Option<Vec<FieldDescription>>,
     /// What it was prepared from, to prepare it again after a column migration (cutover.rs).
     origin: cutover::Origin,
+    /// What its text does to tracked settings: done each time a portal of it is executed,
+    /// as on the server, not when it is prepared.
+    controls: Vec<Control>,
 }
 
 /// Where a portal's result plan lands once known (at `Bind`, or from a `Describe`).
@@ -263,6 +266,8 @@ struct Portal {
     /// The statement it was bound from (name, id), to learn that statement's result columns
     /// from a `Describe` of the portal.
     statement: Option<(String, u64)>,
+    /// The statement's setting changes, done at each `Execute`.
+    controls: Vec<Control>,
 }
 
 /// What the server owes for one message sent to it, in order.
@@ -572,10 +577,7 @@ impl EncryptHook {
         let analysis = self.analyze_text(sql, catalog)?;
         let controls = Self::controls(sql, &analysis)?;
         if controls.is_empty() {
-            self.note_declared(&analysis);
-            if analysis.touches_encrypted() {
-                self.check_can_encrypt()?;
-            }
+            self.accept(&analysis)?;
             return Ok(analysis);
         }
         // A refused text never reaches the server: its setting changes must not count. Only
@@ -640,11 +642,31 @@ impl EncryptHook {
             self.sync_settings();
             analysis
         };
-        self.note_declared(&analysis);
+        self.accept(&analysis)?;
+        Ok(analysis)
+    }
+
+    /// Analyses a `Parse`'s text (cached). Its setting changes are returned, not applied: they
+    /// happen when a portal of the statement is executed, maybe never, maybe many times.
+    fn analyze_prepared(
+        &mut self,
+        sql: &str,
+        catalog: &Arc<DbCatalog>,
+    ) -> Result<(Arc<Analysis>, Vec<Control>), ErrorFields> {
+        let analysis = self.analyze_text(sql, catalog)?;
+        let controls = Self::controls(sql, &analysis)?;
+        self.accept(&analysis)?;
+        Ok((analysis, controls.into_iter().map(|(_, c)| c).collect()))
+    }
+
+    /// What every analysed text goes through before it is sent: the relations it declares are
+    /// noted, and one that touches encrypted columns must be able to encrypt.
+    fn accept(&mut self, analysis: &Analysis) -> Result<(), ErrorFields> {
+        self.note_declared(analysis);
         if analysis.touches_encrypted() {
             self.check_can_encrypt()?;
         }
-        Ok(analysis)
+        Ok(())
     }
 
     /// Records the relations whose encrypted columns `analysis` declares: until the
@@ -777,10 +799,21 @@ impl EncryptHook {
             Execute::TAG => {
                 let execute = Execute::decode(&frame.body).map_err(protocol)?;
                 self.copy.on_execute(&execute.portal);
-                let (slot, invalidates_schema) = match self.portals.get(&execute.portal) {
+                let portal = self.portals.get(&execute.portal);
+                let controls = portal
+                    .filter(|p| !p.controls.is_empty())
+                    .map(|p| p.controls.clone());
+                let (slot, invalidates_schema) = match portal {
                     Some(p) => (Some(Arc::clone(&p.slot)), p.invalidates_schema),
                     None => (None, false),
                 };
+                if let Some(controls) = controls {
+                    // Applied for the cycle the next Sync ends.
+                    for control in &controls {
+                        self.tracker.apply(self.cycles_sent + 1, control);
+                    }
+                    self.sync_settings();
+                }
                 self.expect.push_back(Expect::Execute {
                     slot,
                     invalidates_schema,
@@ -1013,7 +1046,7 @@ impl EncryptHook {
         // Its setting changes belong to the cycle the next Sync ends.
         self.analysing_cycle = self.cycles_sent + 1;
         let catalog = self.catalog()?;
-        let analysis = self.analyze(&parse.sql, &catalog)?;
+        let (analysis, controls) = self.analyze_prepared(&parse.sql, &catalog)?;
         let copy_plan = copy::plan_for(&parse.sql, &analysis, &catalog, &self.search_path)?;
         if analysis.touches_encrypted() && analysis.statements.len() > 1 {
             return Err(ErrorFields::error(
@@ -1078,6 +1111,7 @@ impl EncryptHook {
             invalidates_schema: analysis.invalidates_schema(),
             fields: None,
             origin: cutover::Origin::new(&parse, &catalog, &self.search_path),
+            controls,
         };
         let replaced = !parse.name.is_empty() && self.statements.contains_key(&parse.name);
         if !replaced {
@@ -1239,6 +1273,7 @@ impl EncryptHook {
         let bound_from = statement
             .filter(|s| s.fields.is_none())
             .map(|s| (bind.statement.clone(), s.id));
+        let controls = statement.map(|s| s.controls.clone()).unwrap_or_default();
         let slot = PlanSlot::default();
         let mut inject = None;
         match statement.and_then(|s| s.fields.as_ref()) {
@@ -1294,6 +1329,7 @@ impl EncryptHook {
                     client_formats: client_formats.clone(),
                     invalidates_schema,
                     statement: bound_from.clone(),
+                    controls,
                 },
             );
         }
