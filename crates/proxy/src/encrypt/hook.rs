@@ -30,7 +30,9 @@ use super::catalog::{
     ColumnCrypto, DbCatalog, DbHandle, HeldCatalog, SnapshotState, SnapshotView, Unavailable,
 };
 use super::copy::{self, CopyState};
-use super::settings::{parse_search_path, tracked, Tracker, Values, DEFAULT_SEARCH_PATH, NO_ROLE};
+use super::settings::{
+    parse_search_path, tracked, Tracker, Values, DEFAULT_SEARCH_PATH, NO_ROLE, TRACKED,
+};
 use super::settings_syntax::{may_set_tracked, parse_control, Control, SettingChange};
 use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
 
@@ -365,10 +367,7 @@ pub(crate) struct EncryptHook {
     session_settings_read: bool,
 }
 
-/// The settings this layer tracks, in the order [`SESSION_SETTINGS_QUERY`] reads them.
-const SESSION_SETTINGS: [&str; 4] = ["search_path", "extra_float_digits", "bytea_output", "role"];
-
-/// Reads the tracked settings as the server resolved them for the session, before any client
+/// Reads the tracked settings ([`TRACKED`], in that order) as the server resolved them for the session, before any client
 /// statement is judged: the startup packet, but also `ALTER ROLE`/`ALTER DATABASE ... SET`
 /// and the server's configuration decide them, and only the session can tell. Qualified, so
 /// that no function on the session's `search_path` can stand in for `current_setting`.
@@ -431,11 +430,11 @@ impl EncryptHook {
         match frame.tag {
             DataRow::TAG => {
                 let row = DataRow::decode(&frame.body).map_err(|_| unreadable())?;
-                if row.values.len() != SESSION_SETTINGS.len() {
+                if row.values.len() != TRACKED.len() {
                     return Err(unreadable());
                 }
                 let mut values = Values::default();
-                for (name, value) in SESSION_SETTINGS.iter().zip(&row.values) {
+                for (name, value) in TRACKED.iter().zip(&row.values) {
                     let text = value
                         .as_deref()
                         .and_then(|v| std::str::from_utf8(v).ok())
@@ -2127,6 +2126,22 @@ pub(super) fn open_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_query_reads_every_tracked_setting_in_order() {
+        let mut rest = SESSION_SETTINGS_QUERY;
+        for name in TRACKED {
+            let call = format!("pg_catalog.current_setting('{name}')");
+            let at = rest
+                .find(&call)
+                .unwrap_or_else(|| panic!("{name} in order"));
+            rest = &rest[at + call.len()..];
+        }
+        assert_eq!(
+            SESSION_SETTINGS_QUERY.matches("current_setting").count(),
+            TRACKED.len()
+        );
+    }
 
     #[test]
     fn hex_digits_decode_like_byteain_and_anything_else_is_refused() {

@@ -22,12 +22,12 @@ use super::settings_syntax::{Control, SettingChange};
 /// PostgreSQL's default `search_path`.
 pub(crate) const DEFAULT_SEARCH_PATH: &str = "\"$user\", public";
 
+/// The settings this layer tracks (lower case).
+pub(crate) const TRACKED: [&str; 4] = ["search_path", "extra_float_digits", "bytea_output", "role"];
+
 /// Whether this layer tracks the setting `name` (lower case).
 pub(crate) fn tracked(name: &str) -> bool {
-    matches!(
-        name,
-        "search_path" | "extra_float_digits" | "bytea_output" | "role"
-    )
+    TRACKED.contains(&name)
 }
 
 /// The `role` setting's value when no `SET ROLE` is in effect.

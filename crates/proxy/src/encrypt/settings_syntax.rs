@@ -3,7 +3,7 @@
 //! settings is `settings.rs`'s. A statement that names a tracked setting but cannot be read is
 //! recognised too, so that the proxy refuses it rather than lose track ([`may_set_tracked`]).
 
-use super::settings::{tracked, NO_ROLE};
+use super::settings::{tracked, NO_ROLE, TRACKED};
 
 /// A setting change found in a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,15 +69,10 @@ pub(crate) fn may_set_tracked(statement: &str) -> bool {
     }
     let lower = statement.to_ascii_lowercase();
     // `SET SESSION AUTHORIZATION` changes the user `"$user"` stands for, and is not followed.
-    [
-        "search_path",
-        "extra_float_digits",
-        "bytea_output",
-        "role",
-        "authorization",
-    ]
-    .iter()
-    .any(|name| lower.contains(name))
+    TRACKED
+        .iter()
+        .chain(&["authorization"])
+        .any(|name| lower.contains(name))
         || lower.contains("u&")
 }
 
