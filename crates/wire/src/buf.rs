@@ -163,6 +163,22 @@ impl<'a> Reader<'a> {
         self.bytes(field, n).map(Some)
     }
 
+    /// Skips an `Int32` length and that many bytes (-1 = NULL), checked as [`Self::value`]
+    /// checks them.
+    pub(crate) fn skip_value(&mut self, field: &'static str) -> Result<(), WireError> {
+        let len = self.i32(field)?;
+        if len == -1 {
+            return Ok(());
+        }
+        let n = usize::try_from(len).map_err(|_| WireError::InvalidValueLength { field, len })?;
+        self.take(field, n).map(|_| ())
+    }
+
+    /// `n` raw bytes, borrowed.
+    pub(crate) fn raw(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], WireError> {
+        self.take(field, n)
+    }
+
     /// Fails if any byte is left: every decoder consumes its whole body, which is what makes
     /// decode-then-encode reproduce the input byte for byte.
     pub(crate) fn finish(&self, message: &'static str) -> Result<(), WireError> {

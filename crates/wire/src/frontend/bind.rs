@@ -37,9 +37,60 @@ impl std::fmt::Debug for Bind {
     }
 }
 
+/// A `Bind` read in place ([`Bind::head_of`]): its names borrowed, its parameters checked but
+/// not copied. For a layer that forwards most `Bind`s unchanged and needs only to know what
+/// they bind.
+#[derive(Debug, Clone, Copy)]
+pub struct BindHead<'a> {
+    /// The portal it creates; empty for the unnamed one.
+    pub portal: &'a str,
+    /// The prepared statement it binds; empty for the unnamed one.
+    pub statement: &'a str,
+    /// Number of parameter values.
+    pub params: usize,
+    /// The result format codes as sent: two bytes each, big-endian.
+    result_formats: &'a [u8],
+}
+
+impl BindHead<'_> {
+    /// The result format codes.
+    pub fn result_formats(&self) -> impl ExactSizeIterator<Item = i16> + '_ {
+        self.result_formats
+            .chunks_exact(2)
+            .map(|code| i16::from_be_bytes([code[0], code[1]]))
+    }
+}
+
 impl Bind {
     /// Message type byte.
     pub const TAG: u8 = b'B';
+
+    /// Reads a `Bind` body in place. It accepts and rejects exactly what
+    /// [`decode`](Self::decode) does.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn head_of(body: &Bytes) -> Result<BindHead<'_>, WireError> {
+        let mut r = Reader::new(body);
+        let portal = r.str("Bind.portal")?;
+        let statement = r.str("Bind.statement")?;
+        let param_formats = r.count(PARAM_FORMATS, 2)?;
+        r.raw(PARAM_FORMATS, 2 * param_formats)?;
+        let params = r.count("Bind.params", 4)?;
+        for _ in 0..params {
+            r.skip_value("Bind.params")?;
+        }
+        let results = r.count(RESULT_FORMATS, 2)?;
+        let result_formats = r.raw(RESULT_FORMATS, 2 * results)?;
+        r.finish("Bind")?;
+        check_format_count(PARAM_FORMATS, param_formats, params)?;
+        Ok(BindHead {
+            portal,
+            statement,
+            params,
+            result_formats,
+        })
+    }
 
     /// Decodes a `Bind` body. Parameter values are zero-copy slices of `body`.
     ///

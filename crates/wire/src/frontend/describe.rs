@@ -42,9 +42,18 @@ fn decode_target(
     kind_field: &'static str,
     name_field: &'static str,
 ) -> Result<(TargetKind, String), WireError> {
+    target_of(body, message, kind_field, name_field).map(|(kind, name)| (kind, name.to_owned()))
+}
+
+fn target_of<'a>(
+    body: &'a Bytes,
+    message: &'static str,
+    kind_field: &'static str,
+    name_field: &'static str,
+) -> Result<(TargetKind, &'a str), WireError> {
     let mut r = Reader::new(body);
     let kind = TargetKind::from_byte(kind_field, r.u8(kind_field)?)?;
-    let name = r.string(name_field)?;
+    let name = r.str(name_field)?;
     r.finish(message)?;
     Ok((kind, name))
 }
@@ -82,6 +91,15 @@ impl Describe {
     pub fn decode(body: &Bytes) -> Result<Self, WireError> {
         decode_target(body, "Describe", "Describe.kind", "Describe.name")
             .map(|(kind, name)| Self { kind, name })
+    }
+
+    /// What a `Describe` body names, borrowed: for a layer that forwards the message
+    /// unchanged, without a copy of the name.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn target_of(body: &Bytes) -> Result<(TargetKind, &str), WireError> {
+        target_of(body, "Describe", "Describe.kind", "Describe.name")
     }
 
     /// Appends the message (tag, length, body) to `dst`.

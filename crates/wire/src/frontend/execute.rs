@@ -23,11 +23,23 @@ impl Execute {
     /// # Errors
     /// A structural error, or [`WireError::InvalidUtf8`] for the portal name.
     pub fn decode(body: &Bytes) -> Result<Self, WireError> {
+        Self::portal_of(body).map(|(portal, max_rows)| Self {
+            portal: portal.to_owned(),
+            max_rows,
+        })
+    }
+
+    /// The portal and row limit of an `Execute` body, the name borrowed: for a layer that
+    /// forwards the message unchanged, without a copy of the name.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn portal_of(body: &Bytes) -> Result<(&str, i32), WireError> {
         let mut r = Reader::new(body);
-        let portal = r.string("Execute.portal")?;
+        let portal = r.str("Execute.portal")?;
         let max_rows = r.i32("Execute.max_rows")?;
         r.finish("Execute")?;
-        Ok(Self { portal, max_rows })
+        Ok((portal, max_rows))
     }
 
     /// Appends the message (tag, length, body) to `dst`.

@@ -14,7 +14,7 @@ mod query;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub use bind::Bind;
+pub use bind::{Bind, BindHead};
 pub use copy::CopyFail;
 pub use describe::{Close, Describe, TargetKind};
 pub use execute::Execute;
