@@ -54,18 +54,22 @@ pub(super) struct Origin {
     /// The `search_path` it was judged with (resolved). PostgreSQL parses a prepared statement
     /// again when the session's `search_path` has changed since, so its names may then mean
     /// other tables: the proxy prepares it again too, judged with the new path.
-    search_path: Vec<String>,
+    search_path: Arc<[String]>,
     /// A re-prepare was sent but the server discarded or refused it: prepare it again at the
     /// next `Bind`, whatever the catalog.
     stale: bool,
 }
 
 impl Origin {
-    pub(super) fn new(parse: &Parse, catalog: &Arc<DbCatalog>, search_path: &[String]) -> Self {
+    pub(super) fn new(
+        parse: &Parse,
+        catalog: &Arc<DbCatalog>,
+        search_path: &Arc<[String]>,
+    ) -> Self {
         Self {
             parse: parse.clone(),
             catalog: Arc::clone(catalog),
-            search_path: search_path.to_vec(),
+            search_path: Arc::clone(search_path),
             stale: false,
         }
     }
@@ -206,6 +210,11 @@ fn has_star_expansion(sql: &str) -> bool {
 }
 
 /// The statement name a `Bind` refers to, read without decoding its parameters.
+/// Whether two resolved search paths are the same; nearly always they are one shared list.
+fn same_path(a: &Arc<[String]>, b: &Arc<[String]>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 fn bind_statement(body: &[u8]) -> Option<&str> {
     let portal_end = body.iter().position(|b| *b == 0)?;
     let rest = body.get(portal_end + 1..)?;
@@ -367,7 +376,7 @@ impl EncryptHook {
             (SnapshotState::Ready(current), Some(statement)) => {
                 statement.origin.stale
                     || !Arc::ptr_eq(&statement.origin.catalog, current)
-                    || statement.origin.search_path != self.search_path
+                    || !same_path(&statement.origin.search_path, &self.search_path)
             }
             _ => false,
         };
@@ -381,7 +390,8 @@ impl EncryptHook {
         let Some(statement) = self.statements.get_mut(&name) else {
             return Ok(None);
         };
-        let stale = statement.origin.stale || statement.origin.search_path != self.search_path;
+        let stale =
+            statement.origin.stale || !same_path(&statement.origin.search_path, &self.search_path);
         if !stale && Arc::ptr_eq(&statement.origin.catalog, &current) {
             return Ok(None);
         }

@@ -250,6 +250,10 @@ struct Statement {
     invalidates_schema: bool,
     /// The result columns, once a `Describe` of the statement told them (empty: no rows).
     fields: Option<Vec<FieldDescription>>,
+    /// The result plan of its last `Bind` that needed no change (no encrypted result column),
+    /// with that `Bind`'s result formats: the next `Bind` asking for the same formats under
+    /// the same catalog shares it instead of building its own (a `Bind` per execution).
+    last_plan: Option<(Arc<[i16]>, PlanSlot)>,
     /// What it was prepared from, to prepare it again after a column migration (cutover.rs).
     origin: cutover::Origin,
     /// What its text does to tracked settings: done each time a portal of it is executed,
@@ -263,7 +267,7 @@ type PlanSlot = Arc<OnceLock<Arc<ResultPlan>>>;
 #[derive(Debug)]
 struct Portal {
     slot: PlanSlot,
-    client_formats: Vec<i16>,
+    client_formats: Arc<[i16]>,
     invalidates_schema: bool,
     /// The statement it was bound from (name, id), to learn that statement's result columns
     /// from a `Describe` of the portal.
@@ -291,7 +295,7 @@ enum Expect {
     /// `RowDescription` or `NoData`.
     DescribePortal {
         slot: PlanSlot,
-        client_formats: Vec<i16>,
+        client_formats: Arc<[i16]>,
         injected: bool,
         /// The portal's statement (name, id), whose result columns this answer also gives.
         statement: Option<(String, u64)>,
@@ -333,7 +337,9 @@ pub(crate) struct EncryptHook {
     settings: SessionSettings,
     /// Settings under which values cannot be read or written faithfully (name → why).
     settings_errors: HashMap<String, String>,
-    search_path: Vec<String>,
+    /// Shared with the statements prepared under it (cutover.rs), which compare theirs with
+    /// it at every `Bind`: a pointer comparison while it has not changed.
+    search_path: Arc<[String]>,
     /// Relations whose encrypted columns the open transaction declared (or earlier cycles
     /// still in flight): unknown to the catalog until the transaction commits, so statements
     /// naming them with values are refused (`pgseal_sql`'s `ddl.rs`).
@@ -385,7 +391,7 @@ impl EncryptHook {
             gave_up: Arc::new(AtomicBool::new(false)),
             settings: SessionSettings::default(),
             settings_errors: HashMap::new(),
-            search_path: parse_search_path(DEFAULT_SEARCH_PATH, &user),
+            search_path: parse_search_path(DEFAULT_SEARCH_PATH, &user).into(),
             uncommitted: Vec::new(),
             tracker: Tracker::default(),
             cycles_sent: 0,
@@ -470,8 +476,16 @@ impl EncryptHook {
 
     /// Makes `search_path` and the value settings follow the tracked values in effect.
     fn sync_settings(&mut self) {
-        if self.applied.as_ref() == Some(self.tracker.current()) {
-            // Nothing changed (the common case, checked at every ReadyForQuery).
+        let current = self.tracker.current();
+        if let Some(applied) = self
+            .applied
+            .as_mut()
+            .filter(|applied| **applied == *current)
+        {
+            // Nothing changed (the common case, checked at every ReadyForQuery). The same
+            // values in another copy (the defaults before the session query's) are replaced by
+            // the tracker's, so that the next check compares a pointer, not strings.
+            applied.follow(current);
             return;
         }
         let current = self.tracker.current().clone();
@@ -486,7 +500,7 @@ impl EncryptHook {
             } else {
                 &current.role
             };
-            self.search_path = parse_search_path(&current.search_path, user);
+            self.search_path = parse_search_path(&current.search_path, user).into();
             self.cache.clear();
         }
         if before.as_ref().map(|v| &v.extra_float_digits) != Some(&current.extra_float_digits) {
@@ -740,15 +754,15 @@ impl EncryptHook {
             Parse::TAG => self.on_parse(frame),
             Bind::TAG => self.on_bind_current(frame),
             Describe::TAG => {
-                let describe = Describe::decode(&frame.body).map_err(protocol)?;
-                match describe.kind {
+                let (kind, name) = Describe::target_of(&frame.body).map_err(protocol)?;
+                match kind {
                     TargetKind::Statement => {
                         let client_params = self
                             .statements
-                            .get(&describe.name)
+                            .get(name)
                             .filter(|s| !s.appended.is_empty())
                             .map(|s| s.client_params);
-                        let (id, params) = match self.statements.get(&describe.name) {
+                        let (id, params) = match self.statements.get(name) {
                             Some(s) => (
                                 s.id,
                                 s.params
@@ -768,7 +782,7 @@ impl EncryptHook {
                             None => (u64::MAX, Vec::new()),
                         };
                         self.expect.push_back(Expect::DescribeStatement {
-                            name: describe.name,
+                            name: name.to_owned(),
                             id,
                             params,
                             client_params,
@@ -776,15 +790,14 @@ impl EncryptHook {
                         });
                     }
                     TargetKind::Portal => {
-                        let (slot, client_formats, statement) =
-                            match self.portals.get(&describe.name) {
-                                Some(p) => (
-                                    Arc::clone(&p.slot),
-                                    p.client_formats.clone(),
-                                    p.statement.clone(),
-                                ),
-                                None => (PlanSlot::default(), Vec::new(), None),
-                            };
+                        let (slot, client_formats, statement) = match self.portals.get(name) {
+                            Some(p) => (
+                                Arc::clone(&p.slot),
+                                p.client_formats.clone(),
+                                p.statement.clone(),
+                            ),
+                            None => (PlanSlot::default(), Arc::from([]), None),
+                        };
                         self.expect.push_back(Expect::DescribePortal {
                             slot,
                             client_formats,
@@ -796,9 +809,9 @@ impl EncryptHook {
                 Ok(FrontendVerdict::Forward(frame))
             }
             Execute::TAG => {
-                let execute = Execute::decode(&frame.body).map_err(protocol)?;
-                self.copy.on_execute(&execute.portal);
-                let portal = self.portals.get(&execute.portal);
+                let (portal, _) = Execute::portal_of(&frame.body).map_err(protocol)?;
+                self.copy.on_execute(portal);
+                let portal = self.portals.get(portal);
                 let controls = portal
                     .filter(|p| !p.controls.is_empty())
                     .map(|p| p.controls.clone());
@@ -1109,6 +1122,7 @@ impl EncryptHook {
             declared,
             invalidates_schema: analysis.invalidates_schema(),
             fields: None,
+            last_plan: None,
             origin: cutover::Origin::new(&parse, &catalog, &self.search_path),
             controls,
         };
@@ -1151,11 +1165,52 @@ impl EncryptHook {
         Ok(FrontendVerdict::Replace(vec![frame]))
     }
 
+    /// A `Bind` of a statement with no parameter to encrypt, asking for the result formats of
+    /// the statement's last `Bind` under the same catalog (nearly every execution of a
+    /// prepared statement): it shares that `Bind`'s result plan and goes on unchanged, read in
+    /// place rather than decoded. `false`: not such a `Bind`, for [`Self::on_bind`] to handle;
+    /// nothing has been recorded then.
+    fn bind_sharing_plan(&mut self, frame: &Frame) -> Result<bool, ErrorFields> {
+        let head = Bind::head_of(&frame.body).map_err(protocol)?;
+        let catalog = self.catalog()?;
+        let Some(statement) = self.statements.get(head.statement) else {
+            return Ok(false);
+        };
+        let Some((formats, slot)) = &statement.last_plan else {
+            return Ok(false);
+        };
+        let plain = statement.params.is_empty() && statement.appended.is_empty();
+        let same_plan = slot
+            .get()
+            .is_some_and(|plan| Arc::ptr_eq(&plan.catalog, &catalog));
+        if !plain || !same_plan || !head.result_formats().eq(formats.iter().copied()) {
+            return Ok(false);
+        }
+        let portal = Portal {
+            slot: Arc::clone(slot),
+            client_formats: Arc::clone(formats),
+            invalidates_schema: statement.invalidates_schema,
+            // The statement's columns are known (it has a plan): nothing to learn from a
+            // `Describe` of the portal.
+            statement: None,
+            controls: statement.controls.clone(),
+        };
+        self.copy.on_bind(head.statement, head.portal);
+        if head.portal.is_empty() || !self.portals.contains_key(head.portal) {
+            self.portals.insert(head.portal, portal);
+        }
+        self.expect.push_back(Expect::BindComplete);
+        Ok(true)
+    }
+
     fn on_bind(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
+        if self.bind_sharing_plan(&frame)? {
+            return Ok(FrontendVerdict::Forward(frame));
+        }
         let mut bind = Bind::decode(&frame.body).map_err(protocol)?;
         self.copy.on_bind(&bind.statement, &bind.portal);
         let catalog = self.catalog()?;
-        let client_formats = bind.result_formats.clone();
+        let client_formats: Arc<[i16]> = bind.result_formats.clone().into();
         let statement = self.statements.get(&bind.statement);
         let mut changed = false;
         if let Some(statement) =
@@ -1273,9 +1328,20 @@ impl EncryptHook {
             .filter(|s| s.fields.is_none())
             .map(|s| (bind.statement.clone(), s.id));
         let controls = statement.map(|s| s.controls.clone()).unwrap_or_default();
-        let slot = PlanSlot::default();
+        let reusable = statement
+            .and_then(|s| s.last_plan.as_ref())
+            .filter(|(formats, slot)| {
+                **formats == *bind.result_formats
+                    && slot
+                        .get()
+                        .is_some_and(|plan| Arc::ptr_eq(&plan.catalog, &catalog))
+            })
+            .map(|(_, slot)| Arc::clone(slot));
+        let mut slot = PlanSlot::default();
         let mut inject = None;
+        let mut remember = false;
         match statement.and_then(|s| s.fields.as_ref()) {
+            Some(_) if reusable.is_some() => slot = reusable.unwrap_or_default(),
             Some(fields) => {
                 let client_binary =
                     |i: usize| bind.result_format(i).is_ok_and(|f| f == Format::Binary);
@@ -1306,6 +1372,8 @@ impl EncryptHook {
                         .collect();
                     bind.result_formats = formats;
                     changed = true;
+                } else {
+                    remember = true;
                 }
                 // Set once, on a fresh slot.
                 let _ = slot.set(Arc::new(plan));
@@ -1320,12 +1388,17 @@ impl EncryptHook {
                 })?);
             }
         }
+        if remember {
+            if let Some(statement) = self.statements.get_mut(&bind.statement) {
+                statement.last_plan = Some((Arc::clone(&client_formats), Arc::clone(&slot)));
+            }
+        }
         if bind.portal.is_empty() || !self.portals.contains_key(&bind.portal) {
             self.portals.insert(
                 &bind.portal,
                 Portal {
                     slot: Arc::clone(&slot),
-                    client_formats: client_formats.clone(),
+                    client_formats: Arc::clone(&client_formats),
                     invalidates_schema,
                     statement: bound_from.clone(),
                     controls,
@@ -1357,8 +1430,7 @@ impl EncryptHook {
         // Settled before anything is withheld: the server ran the statements either way.
         if frame.tag == COMMAND_COMPLETE_TAG {
             let tag = frame.body.split(|b| *b == 0).next().unwrap_or_default();
-            self.tracker
-                .on_command_complete(std::str::from_utf8(tag).unwrap_or_default());
+            self.tracker.on_command_complete(tag);
         } else if frame.tag == ERROR_RESPONSE_TAG {
             self.tracker.on_error();
         }
@@ -1395,7 +1467,12 @@ impl EncryptHook {
             RowDescription::TAG => self.on_row_description(frame),
             NO_DATA_TAG => match self.expect.front() {
                 Some(Expect::DescribeStatement { .. } | Expect::DescribePortal { .. }) => {
-                    let injected = self.take_describe(Some(Vec::new()));
+                    // A portal whose `Bind` planned its (no) columns has nothing to learn.
+                    let planned = matches!(
+                        self.expect.front(),
+                        Some(Expect::DescribePortal { slot, .. }) if slot.get().is_some()
+                    );
+                    let injected = self.take_describe((!planned).then(Vec::new));
                     Ok(if injected {
                         BackendVerdict::Replace(Vec::new())
                     } else {
@@ -1531,6 +1608,7 @@ impl EncryptHook {
             }) => {
                 if let Some(statement) = self.statements.get_mut(&name).filter(|s| s.id == id) {
                     statement.fields = fields;
+                    statement.last_plan = None;
                 }
                 injected
             }
@@ -1576,6 +1654,17 @@ impl EncryptHook {
             Some(Expect::DescribeStatement { .. } | Expect::DescribePortal { .. })
         ) {
             return self.on_simple_row_description(frame, catalog);
+        }
+        if let Some(Expect::DescribePortal { slot, .. }) = self.expect.front() {
+            if slot.get().is_some_and(|plan| plan.passthrough()) {
+                // The `Bind` already planned these columns, and none needs rewriting: the
+                // description goes as it is, undecoded (libpq describes every portal it runs).
+                return Ok(if self.take_describe(None) {
+                    BackendVerdict::Replace(Vec::new())
+                } else {
+                    BackendVerdict::Forward(frame)
+                });
+            }
         }
         let mut description = RowDescription::decode(&frame.body).map_err(upstream)?;
         match self.expect.front() {
@@ -1647,17 +1736,22 @@ impl EncryptHook {
             binary,
             binary,
         ));
-        let sent = if plan.passthrough() {
-            frame.clone()
+        // Kept as copies: a slice of the frame would pin the server's read buffer, which could
+        // then not be reused from its start at the next read (framed.rs).
+        let received = Bytes::copy_from_slice(&frame.body);
+        let (sent, kept) = if plan.passthrough() {
+            let kept = Frame::new(frame.tag, received.clone());
+            (frame, kept)
         } else {
             plan.rewrite_fields(&mut description.fields, true);
-            build(|buf| description.encode(buf))?
+            let built = build(|buf| description.encode(buf))?;
+            (built.clone(), built)
         };
         self.simple_result = Some(Arc::clone(&plan));
         self.last_simple_description = Some(SimpleDescription {
-            received: frame.body,
+            received,
             plan,
-            sent: sent.clone(),
+            sent: kept,
         });
         Ok(BackendVerdict::Forward(sent))
     }
@@ -1768,7 +1862,8 @@ impl MessageHook for EncryptHook {
     }
 
     fn wait_before_frontend(&mut self, frame: &Frame) -> Option<HookWait> {
-        if self.gave_up.swap(false, Ordering::SeqCst) {
+        // A plain load first: the swap is a locked write, and this runs for every message.
+        if self.gave_up.load(Ordering::Relaxed) && self.gave_up.swap(false, Ordering::SeqCst) {
             // Waited long enough: judge with whatever is published (fail closed if nothing).
             self.needed = 0;
             return None;

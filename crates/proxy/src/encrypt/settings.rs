@@ -33,58 +33,53 @@ pub(crate) fn tracked(name: &str) -> bool {
 /// The `role` setting's value when no `SET ROLE` is in effect.
 pub(crate) const NO_ROLE: &str = "none";
 
-/// The values of the tracked settings. Each is shared, not copied: the tracker copies whole
-/// sets of values at every transaction end, which must not cost an allocation per value.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Values {
-    pub(crate) search_path: Arc<str>,
-    pub(crate) extra_float_digits: Arc<str>,
-    pub(crate) bytea_output: Arc<str>,
-    /// `SET ROLE`'s role, exactly as PostgreSQL names it, or `none`: the user `"$user"` in
-    /// `search_path` stands for when it is not `none`.
-    pub(crate) role: Arc<str>,
+/// The values of the tracked settings, shared: the tracker copies whole sets of values at
+/// every transaction end (and keeps up to five per session), where nearly always nothing
+/// changed, so a copy is one reference count and comparing two copies one pointer. A change
+/// copies the set.
+#[derive(Debug, Clone, Eq)]
+pub(crate) struct Values(Arc<ValueSet>);
+
+impl PartialEq for Values {
+    fn eq(&self, other: &Self) -> bool {
+        // `Arc`'s own comparison reads the strings even when both are the same set.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
 }
 
-impl Clone for Values {
-    fn clone(&self) -> Self {
-        Self {
-            search_path: Arc::clone(&self.search_path),
-            extra_float_digits: Arc::clone(&self.extra_float_digits),
-            bytea_output: Arc::clone(&self.bytea_output),
-            role: Arc::clone(&self.role),
-        }
-    }
+/// The tracked settings' values themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ValueSet {
+    pub(crate) search_path: String,
+    pub(crate) extra_float_digits: String,
+    pub(crate) bytea_output: String,
+    /// `SET ROLE`'s role, exactly as PostgreSQL names it, or `none`: the user `"$user"` in
+    /// `search_path` stands for when it is not `none`.
+    pub(crate) role: String,
+}
 
-    /// Field by field, leaving alone the values that are already the same: the tracker copies
-    /// whole sets at every `ReadyForQuery`, where nearly always nothing changed.
-    fn clone_from(&mut self, source: &Self) {
-        for (slot, value) in [
-            (&mut self.search_path, &source.search_path),
-            (&mut self.extra_float_digits, &source.extra_float_digits),
-            (&mut self.bytea_output, &source.bytea_output),
-            (&mut self.role, &source.role),
-        ] {
-            if !Arc::ptr_eq(slot, value) {
-                slot.clone_from(value);
-            }
-        }
+impl std::ops::Deref for Values {
+    type Target = ValueSet;
+
+    fn deref(&self) -> &ValueSet {
+        &self.0
     }
 }
 
 impl Default for Values {
     /// PostgreSQL's defaults.
     fn default() -> Self {
-        Self {
-            search_path: Arc::from(DEFAULT_SEARCH_PATH),
-            extra_float_digits: Arc::from("1"),
-            bytea_output: Arc::from("hex"),
-            role: Arc::from(NO_ROLE),
-        }
+        Self(Arc::new(ValueSet {
+            search_path: DEFAULT_SEARCH_PATH.to_owned(),
+            extra_float_digits: "1".to_owned(),
+            bytea_output: "hex".to_owned(),
+            role: NO_ROLE.to_owned(),
+        }))
     }
 }
 
-impl Values {
-    fn slot(&mut self, name: &str) -> Option<&mut Arc<str>> {
+impl ValueSet {
+    fn slot(&mut self, name: &str) -> Option<&mut String> {
         match name {
             "search_path" => Some(&mut self.search_path),
             "extra_float_digits" => Some(&mut self.extra_float_digits),
@@ -96,20 +91,49 @@ impl Values {
 
     fn get(&self, name: &str) -> Option<&str> {
         match name {
-            "search_path" => Some(self.search_path.as_ref()),
-            "extra_float_digits" => Some(self.extra_float_digits.as_ref()),
-            "bytea_output" => Some(self.bytea_output.as_ref()),
-            "role" => Some(self.role.as_ref()),
+            "search_path" => Some(&self.search_path),
+            "extra_float_digits" => Some(&self.extra_float_digits),
+            "bytea_output" => Some(&self.bytea_output),
+            "role" => Some(&self.role),
             _ => None,
         }
     }
+}
 
+impl Values {
     /// Sets a tracked setting; others are ignored.
     pub(crate) fn set(&mut self, name: &str, value: &str) {
-        if let Some(slot) = self.slot(name) {
-            if **slot != *value {
-                *slot = Arc::from(value);
+        if self.get(name).is_some_and(|old| old != value) {
+            if let Some(slot) = Arc::make_mut(&mut self.0).slot(name) {
+                value.clone_into(slot);
             }
+        }
+    }
+
+    /// Makes these values `source`'s, without touching the reference counts when they are
+    /// already the same set (nearly always).
+    pub(crate) fn follow(&mut self, source: &Self) {
+        if !Arc::ptr_eq(&self.0, &source.0) {
+            self.clone_from(source);
+        }
+    }
+}
+
+/// How the server's `CommandComplete` says a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransactionEnd {
+    /// `COMMIT` (or `PREPARE TRANSACTION`): the transaction's changes stay.
+    Committed,
+    /// `ROLLBACK`, also the answer to a `COMMIT` of a failed transaction.
+    RolledBack,
+}
+
+impl TransactionEnd {
+    fn of_tag(tag: &[u8]) -> Option<Self> {
+        match tag {
+            b"COMMIT" | b"PREPARE TRANSACTION" => Some(Self::Committed),
+            b"ROLLBACK" => Some(Self::RolledBack),
+            _ => None,
         }
     }
 }
@@ -179,29 +203,28 @@ impl SettingsState {
             }
             Control::Setting(SettingChange::ResetAll) => {
                 // `RESET ALL` leaves `SET ROLE` in effect, as PostgreSQL does.
-                let role = Arc::clone(&self.current.role);
-                self.current = self.startup.clone();
-                self.current.role = role;
-                let role = Arc::clone(&self.session.role);
-                self.session = self.startup.clone();
-                self.session.role = role;
+                for values in [&mut self.current, &mut self.session] {
+                    let role = values.role.clone();
+                    values.follow(&self.startup);
+                    values.set("role", &role);
+                }
             }
             Control::Setting(SettingChange::DiscardAll) => {
-                self.current = self.startup.clone();
-                self.current.role = Arc::from(NO_ROLE);
-                self.session = self.current.clone();
+                self.current.follow(&self.startup);
+                self.current.set("role", NO_ROLE);
+                self.session.follow(&self.current);
             }
             Control::Commit => {
                 self.pending
                     .push_back(Pending::Commit(self.session.clone()));
-                self.committed = self.session.clone();
-                self.current = self.session.clone();
+                self.committed.follow(&self.session);
+                self.current.follow(&self.session);
                 self.savepoints.clear();
             }
             Control::Rollback => {
                 self.pending.push_back(Pending::Rollback);
-                self.session = self.committed.clone();
-                self.current = self.committed.clone();
+                self.session.follow(&self.committed);
+                self.current.follow(&self.committed);
                 self.savepoints.clear();
             }
             Control::Savepoint(name) => {
@@ -217,22 +240,18 @@ impl SettingsState {
                 self.pending.push_back(Pending::Rollback);
                 if let Some(at) = self.savepoints.iter().rposition(|(n, _, _)| n == name) {
                     let (_, current, session) = &self.savepoints[at];
-                    self.current = current.clone();
-                    self.session = session.clone();
+                    self.current.follow(current);
+                    self.session.follow(session);
                     self.savepoints.truncate(at + 1);
                 }
             }
         }
     }
 
-    /// A `CommandComplete` from the server, with its tag.
-    fn on_command_complete(&mut self, tag: &str) {
-        let committed = tag == "COMMIT" || tag == "PREPARE TRANSACTION";
-        if !committed && tag != "ROLLBACK" {
-            return;
-        }
+    /// A `CommandComplete` that ended a transaction.
+    fn on_transaction_end(&mut self, end: TransactionEnd) {
         if let Some(Pending::Commit(values)) = self.pending.pop_front() {
-            if committed {
+            if end == TransactionEnd::Committed {
                 self.confirmed = values;
             } else {
                 // COMMIT of a failed transaction: it rolled back, as after an error.
@@ -253,20 +272,20 @@ impl SettingsState {
         let failed = std::mem::take(&mut self.failed);
         if failed {
             // The statements after the error were skipped: a COMMIT among them never ran.
-            self.committed.clone_from(&self.confirmed);
+            self.committed.follow(&self.confirmed);
         }
         if !idle {
             return;
         }
         if failed {
             // The implicit or explicit transaction that failed rolled back.
-            self.session.clone_from(&self.confirmed);
+            self.session.follow(&self.confirmed);
         } else {
-            self.confirmed.clone_from(&self.session);
+            self.confirmed.follow(&self.session);
         }
-        self.committed.clone_from(&self.confirmed);
-        self.session.clone_from(&self.confirmed);
-        self.current.clone_from(&self.confirmed);
+        self.committed.follow(&self.confirmed);
+        self.session.follow(&self.confirmed);
+        self.current.follow(&self.confirmed);
         self.savepoints.clear();
     }
 }
@@ -295,7 +314,7 @@ pub(crate) fn parse_search_path(value: &str, user: &str) -> Vec<String> {
 /// An answer from the server that settles tracked settings.
 #[derive(Debug, Clone)]
 enum Answer {
-    CommandComplete(String),
+    Ended(TransactionEnd),
     Error,
 }
 
@@ -346,12 +365,16 @@ impl Tracker {
             .apply(control);
     }
 
-    /// A `CommandComplete` from the server, with its tag.
-    pub(crate) fn on_command_complete(&mut self, tag: &str) {
+    /// A `CommandComplete` from the server, with its tag (without the NUL).
+    pub(crate) fn on_command_complete(&mut self, tag: &[u8]) {
+        let Some(end) = TransactionEnd::of_tag(tag) else {
+            // Nearly every statement: only the end of a transaction settles settings.
+            return;
+        };
         if self.unanswered.is_empty() {
-            self.settled.on_command_complete(tag);
+            self.settled.on_transaction_end(end);
         } else {
-            self.answers.push(Answer::CommandComplete(tag.to_owned()));
+            self.answers.push(Answer::Ended(end));
         }
     }
 
@@ -383,7 +406,7 @@ impl Tracker {
         }
         for answer in std::mem::take(&mut self.answers) {
             match answer {
-                Answer::CommandComplete(tag) => self.settled.on_command_complete(&tag),
+                Answer::Ended(end) => self.settled.on_transaction_end(end),
                 Answer::Error => self.settled.on_error(),
             }
         }
@@ -445,7 +468,7 @@ mod tests {
         cycle += 1;
         t.apply(cycle, &Control::Commit);
         assert_eq!(&*t.current().search_path, "a");
-        t.on_command_complete("COMMIT");
+        t.on_command_complete(b"COMMIT");
         t.on_ready(true);
         assert_eq!(&*t.current().search_path, "a");
     }
@@ -458,7 +481,7 @@ mod tests {
         t.apply(cycle, &set("bytea_output", "escape", false));
         t.apply(cycle, &Control::Rollback);
         assert_eq!(&*t.current().bytea_output, "hex");
-        t.on_command_complete("ROLLBACK");
+        t.on_command_complete(b"ROLLBACK");
         t.on_ready(true);
         cycle += 1;
         assert_eq!(&*t.current().bytea_output, "hex");
@@ -473,7 +496,7 @@ mod tests {
         t.on_ready(false);
         cycle += 1;
         t.apply(cycle, &Control::Commit);
-        t.on_command_complete("ROLLBACK");
+        t.on_command_complete(b"ROLLBACK");
         t.on_ready(true);
         cycle += 1;
         assert_eq!(&*t.current().bytea_output, "hex");
@@ -481,7 +504,7 @@ mod tests {
         t.apply(cycle, &set("bytea_output", "escape", false));
         t.apply(cycle, &Control::Commit);
         t.apply(cycle, &set("extra_float_digits", "3", false));
-        t.on_command_complete("COMMIT");
+        t.on_command_complete(b"COMMIT");
         t.on_error();
         t.on_ready(true);
         assert_eq!(&*t.current().bytea_output, "escape");
@@ -504,8 +527,8 @@ mod tests {
         assert_eq!(&*t.current().search_path, "c");
         t.apply(cycle, &Control::Commit);
         assert_eq!(&*t.current().search_path, "a");
-        t.on_command_complete("ROLLBACK");
-        t.on_command_complete("COMMIT");
+        t.on_command_complete(b"ROLLBACK");
+        t.on_command_complete(b"COMMIT");
         t.on_ready(true);
         assert_eq!(&*t.current().search_path, "a");
     }
@@ -527,7 +550,7 @@ mod tests {
             "enc",
             "the COMMIT is still in flight"
         );
-        t.on_command_complete("ROLLBACK");
+        t.on_command_complete(b"ROLLBACK");
         t.on_ready(true);
         assert_eq!(t.current().search_path, Values::default().search_path);
 
