@@ -5,7 +5,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::buf::{write_message, MAX_MESSAGE_LEN};
+use crate::buf::MAX_MESSAGE_LEN;
 use crate::WireError;
 
 /// Size of the tag byte plus the length field.
@@ -48,17 +48,23 @@ impl Frame {
     /// [`WireError::MessageTooLarge`] if the body does not fit the protocol's `Int32` length;
     /// `dst` is left unchanged then.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), WireError> {
-        if self.body.len() > MAX_MESSAGE_LEN - 4 {
-            return Err(WireError::MessageTooLarge {
-                len: self.body.len().saturating_add(4),
-                max: MAX_MESSAGE_LEN,
-            });
-        }
+        // Written directly rather than through write_message: the length is known up front,
+        // and this runs for every message the proxy forwards. (MAX_MESSAGE_LEN is i32::MAX.)
+        let too_large = || WireError::MessageTooLarge {
+            len: self.body.len().saturating_add(4),
+            max: MAX_MESSAGE_LEN,
+        };
+        let len = self
+            .body
+            .len()
+            .checked_add(4)
+            .and_then(|len| i32::try_from(len).ok())
+            .ok_or_else(too_large)?;
         dst.reserve(self.encoded_len());
-        write_message(dst, Some(self.tag), |dst| {
-            dst.put_slice(&self.body);
-            Ok(())
-        })
+        dst.put_u8(self.tag);
+        dst.put_i32(len);
+        dst.put_slice(&self.body);
+        Ok(())
     }
 }
 
