@@ -955,3 +955,94 @@ async fn text_output_follows_the_session_settings() {
     let rows = simple_rows(&client, "SELECT d FROM people WHERE id = 2").await;
     assert_eq!(rows[0][0].as_deref(), Some("2024-04-03"));
 }
+
+/// Sends `out` and collects the messages of `cycles` cycles, each up to its `ReadyForQuery`.
+async fn run_cycles(
+    stream: &mut tokio::net::TcpStream,
+    out: &[u8],
+    cycles: usize,
+) -> Vec<Vec<(u8, Vec<u8>)>> {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(out).await.expect("send");
+    let mut done = vec![Vec::new()];
+    while let Some((tag, body)) = common::raw::read_message(stream).await {
+        if tag == b'Z' {
+            if done.len() == cycles {
+                return done;
+            }
+            done.push(Vec::new());
+            continue;
+        }
+        done.last_mut().expect("a cycle").push((tag, body));
+    }
+    panic!(
+        "the proxy closed the session after {} cycles",
+        done.len() - 1
+    );
+}
+
+/// A statement's `Bind`s share a result plan only when they ask for the same formats: a
+/// ciphertext copied into a plain `bytea` column is caught in the format each `Bind` asks
+/// for, whichever format the `Bind` before it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binds_sharing_a_plan_still_check_plain_bytea_in_their_own_format() {
+    use bytes::BytesMut;
+
+    let (env, mut stream) = one_row_and_raw_session().await;
+    // Behind the proxy's back, as a careless migration might: a ciphertext in a plain column,
+    // and a harmless value in another row.
+    env.db
+        .connect()
+        .await
+        .batch_execute(
+            "INSERT INTO people_plain (id, ba) SELECT 1, t::bytea FROM people WHERE id = 1;
+             INSERT INTO people_plain (id, ba) VALUES (2, '\\xdeadbeef')",
+        )
+        .await
+        .expect("rows behind the proxy");
+    // Two Binds in a row with the same formats share a plan; each change of format must not.
+    let formats = [0, 0, 1, 1, 0, 1];
+    for (name, sql) in [
+        ("s1", "SELECT ba FROM people_plain WHERE id = 1"),
+        ("s2", "SELECT ba FROM people_plain WHERE id = 2"),
+    ] {
+        // The first cycle teaches the proxy the statement's columns (a Describe it injects);
+        // only the Binds after it can share a plan.
+        let mut out = BytesMut::new();
+        raw_parse(&mut out, name, sql);
+        raw_execute(&mut out, name, vec![0]);
+        run_cycles(&mut stream, &out, 1).await;
+        let mut out = BytesMut::new();
+        for format in formats {
+            raw_execute(&mut out, name, vec![format]);
+        }
+        let cycles = run_cycles(&mut stream, &out, formats.len()).await;
+        for (cycle, format) in cycles.iter().zip(formats) {
+            let tags =
+                String::from_utf8_lossy(&cycle.iter().map(|(tag, _)| *tag).collect::<Vec<_>>())
+                    .into_owned();
+            let row = cycle.iter().find(|(tag, _)| *tag == b'D');
+            if name == "s1" {
+                // The ciphertext is refused before any row.
+                assert_eq!(tags, "2E", "format {format}");
+                assert_eq!(
+                    common::raw::error_fields(&cycle[1].1).0,
+                    "XX001",
+                    "format {format}"
+                );
+            } else {
+                let (_, body) = row.unwrap_or_else(|| panic!("format {format}: a row, got {tags}"));
+                let row = pgseal_proxy::pgseal_wire::backend::DataRow::decode(
+                    &bytes::Bytes::copy_from_slice(body),
+                )
+                .expect("a data row");
+                let expected: &[u8] = if format == 1 {
+                    b"\xde\xad\xbe\xef"
+                } else {
+                    b"\\xdeadbeef"
+                };
+                assert_eq!(row.values[0].as_deref(), Some(expected), "format {format}");
+            }
+        }
+    }
+}

@@ -261,6 +261,22 @@ struct Statement {
     controls: Vec<Control>,
 }
 
+impl Statement {
+    /// The result plan of its last plain `Bind` and that `Bind`'s formats, if a `Bind` asking
+    /// for `formats` under `catalog` may share it.
+    fn shared_plan(
+        &self,
+        formats: impl IntoIterator<Item = i16>,
+        catalog: &HeldCatalog,
+    ) -> Option<(&Arc<[i16]>, &PlanSlot)> {
+        let (last_formats, slot) = self.last_plan.as_ref()?;
+        let same_catalog = slot
+            .get()
+            .is_some_and(|plan| Arc::ptr_eq(&plan.catalog, catalog));
+        (same_catalog && last_formats.iter().copied().eq(formats)).then_some((last_formats, slot))
+    }
+}
+
 /// Where a portal's result plan lands once known (at `Bind`, or from a `Describe`).
 type PlanSlot = Arc<OnceLock<Arc<ResultPlan>>>;
 
@@ -1176,16 +1192,12 @@ impl EncryptHook {
         let Some(statement) = self.statements.get(head.statement) else {
             return Ok(false);
         };
-        let Some((formats, slot)) = &statement.last_plan else {
-            return Ok(false);
-        };
-        let plain = statement.params.is_empty() && statement.appended.is_empty();
-        let same_plan = slot
-            .get()
-            .is_some_and(|plan| Arc::ptr_eq(&plan.catalog, &catalog));
-        if !plain || !same_plan || !head.result_formats().eq(formats.iter().copied()) {
+        if !statement.params.is_empty() || !statement.appended.is_empty() {
             return Ok(false);
         }
+        let Some((formats, slot)) = statement.shared_plan(head.result_formats(), &catalog) else {
+            return Ok(false);
+        };
         let portal = Portal {
             slot: Arc::clone(slot),
             client_formats: Arc::clone(formats),
@@ -1329,13 +1341,7 @@ impl EncryptHook {
             .map(|s| (bind.statement.clone(), s.id));
         let controls = statement.map(|s| s.controls.clone()).unwrap_or_default();
         let reusable = statement
-            .and_then(|s| s.last_plan.as_ref())
-            .filter(|(formats, slot)| {
-                **formats == *bind.result_formats
-                    && slot
-                        .get()
-                        .is_some_and(|plan| Arc::ptr_eq(&plan.catalog, &catalog))
-            })
+            .and_then(|s| s.shared_plan(bind.result_formats.iter().copied(), &catalog))
             .map(|(_, slot)| Arc::clone(slot));
         let mut slot = PlanSlot::default();
         let mut inject = None;
