@@ -98,14 +98,18 @@ pub fn set_config_calls(statement: &str) -> Vec<SetConfigCall> {
 /// escapes could spell it (`U&"s\0065t_config"`): only then is it scanned. Most statements
 /// are not, and this runs for every statement the proxy sees.
 fn may_call_set_config(statement: &str) -> bool {
-    const NAME: &[u8] = b"set_config";
+    // The proxy asks this of every statement it is sent: the search jumps between the few
+    // `_` and `&` of a text rather than looking at every byte.
     let bytes = statement.as_bytes();
-    bytes.iter().enumerate().any(|(at, byte)| match byte {
-        b's' | b'S' => bytes
-            .get(at..at + NAME.len())
-            .is_some_and(|word| word.eq_ignore_ascii_case(NAME)),
-        b'&' => at > 0 && bytes[at - 1].eq_ignore_ascii_case(&b'u'),
-        _ => false,
+    memchr::memchr2_iter(b'_', b'&', bytes).any(|at| {
+        if bytes[at] == b'&' {
+            return at > 0 && bytes[at - 1].eq_ignore_ascii_case(&b'u');
+        }
+        at >= 3
+            && bytes[at - 3..at].eq_ignore_ascii_case(b"set")
+            && bytes
+                .get(at + 1..at + 7)
+                .is_some_and(|word| word.eq_ignore_ascii_case(b"config"))
     })
 }
 
@@ -158,6 +162,53 @@ fn plain_string(token: &ScanToken, text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `may_call_set_config` must answer, byte by byte.
+    fn may_call_set_config_slowly(statement: &str) -> bool {
+        let bytes = statement.as_bytes();
+        (0..bytes.len()).any(|at| {
+            bytes
+                .get(at..at + 10)
+                .is_some_and(|word| word.eq_ignore_ascii_case(b"set_config"))
+                || (bytes[at] == b'&' && at > 0 && bytes[at - 1].eq_ignore_ascii_case(&b'u'))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_quick_check_agrees_on_any_text(text in "[setSETconfigCONFIG_&uU x]{0,24}") {
+            proptest::prop_assert_eq!(may_call_set_config(&text), may_call_set_config_slowly(&text));
+        }
+    }
+
+    #[test]
+    fn the_quick_check_finds_what_the_byte_by_byte_one_finds() {
+        for text in [
+            "",
+            "set_config",
+            "SELECT set_config('a', 'b', false)",
+            "SELECT SeT_CoNfIg('a', 'b', false)",
+            "select pg_catalog.set_config('x','y',true);",
+            "SELECT set_confi('a')",
+            "SELECT _config, set_, et_config FROM t",
+            "_config",
+            "set_",
+            "xset_configx",
+            "SELECT U&\"s\" FROM t",
+            "SELECT u&'x'",
+            "& u &",
+            "&",
+            "SELECT a & b FROM t",
+            "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 2",
+            "SELECT 'set_config' || 'x'",
+        ] {
+            assert_eq!(
+                may_call_set_config(text),
+                may_call_set_config_slowly(text),
+                "{text:?}"
+            );
+        }
+    }
 
     fn constant(name: &str, value: &str, local: bool) -> SetConfigCall {
         SetConfigCall::Constant {
