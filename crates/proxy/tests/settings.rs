@@ -282,6 +282,64 @@ async fn set_config_is_followed_or_refused() {
         .expect("untracked setting");
 }
 
+/// What a text does to the settings is kept with its analysis: a text sent again, and a text
+/// that differs only in constants from one analysed before (they share a plan template), are
+/// followed or refused as the first time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_and_templated_texts_keep_their_setting_changes() {
+    let env = setup().await;
+    let client = env.proxied().await;
+    let cannot_follow =
+        "SELECT set_config('search_path', current_setting('search_path') || ', plain', false)";
+    for round in 0..3 {
+        client
+            .batch_execute("SET search_path = plain")
+            .await
+            .expect("set plain");
+        client
+            .batch_execute(&format!("INSERT INTO t VALUES ({}, 'p')", 10 + round))
+            .await
+            .expect("insert into plain.t");
+        client
+            .batch_execute("SET search_path = enc")
+            .await
+            .expect("set enc");
+        client
+            .batch_execute(&format!("INSERT INTO t VALUES ({}, 'e')", 20 + round))
+            .await
+            .expect("insert into enc.t");
+        let refused = client
+            .simple_query(cannot_follow)
+            .await
+            .expect_err("refused every time");
+        assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
+    }
+    for round in 0..3 {
+        assert_eq!(stored(&env, 10 + round).await, ["plain:p"]);
+        assert_eq!(stored(&env, 20 + round).await, ["enc"]);
+    }
+
+    // Both calls have the key `SELECT set_config(<s>, <s>, false)`: the first, on a setting
+    // the proxy does not track, makes the template; the second changes search_path.
+    client
+        .batch_execute("SET search_path = plain")
+        .await
+        .expect("set plain");
+    client
+        .batch_execute("SELECT set_config('work_mem', '8MB', false)")
+        .await
+        .expect("untracked setting");
+    client
+        .batch_execute("SELECT set_config('search_path', 'enc', false)")
+        .await
+        .expect("tracked setting");
+    client
+        .batch_execute("INSERT INTO t VALUES (30, 'x')")
+        .await
+        .expect("insert into enc.t");
+    assert_eq!(stored(&env, 30).await, ["enc"]);
+}
+
 /// A session starts with the settings the server resolved for it, which the startup packet
 /// does not show: `ALTER ROLE ... IN DATABASE ... SET` here (`ALTER DATABASE ... SET` and
 /// postgresql.conf work the same way). The proxy asks the session before judging anything.

@@ -139,7 +139,7 @@ use std::ops::Range;
 pub use copy::{analyze_copy, CopyColumn, CopyDirection, CopyFormat, CopyOptions, CopyPlan};
 pub use error::{Reason, SqlError};
 pub use pgseal_value::LogicalType;
-pub use set_config::{set_config_calls, SetConfigCall};
+pub use set_config::{may_call_set_config, set_config_calls, SetConfigCall};
 pub use template::{PlanTemplate, TemplateKey};
 
 /// The proxy's view of the database schema, as PostgreSQL would resolve names in this session.

@@ -97,7 +97,11 @@ pub fn set_config_calls(statement: &str) -> Vec<SetConfigCall> {
 /// Whether `statement` spells `set_config` in any case, or has a `U&"..."` identifier, whose
 /// escapes could spell it (`U&"s\0065t_config"`): only then is it scanned. Most statements
 /// are not, and this runs for every statement the proxy sees.
-fn may_call_set_config(statement: &str) -> bool {
+///
+/// A text for which this is `false` calls no `set_config`, and neither does any text that
+/// differs from it only inside constants: the proxy asks it of a plan template's key once,
+/// not of every text that uses the template.
+pub fn may_call_set_config(statement: &str) -> bool {
     // The proxy asks this of every statement it is sent: the search jumps between the few
     // `_` and `&` of a text rather than looking at every byte.
     let bytes = statement.as_bytes();

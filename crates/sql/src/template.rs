@@ -111,9 +111,9 @@ impl TemplateKey {
         quick_key(sql).or_else(|| postgres_key(sql))
     }
 
-    /// The key of `sql` from this crate's scanner; `None` when the scanner declines the text.
-    /// For tests and measurements; use [`of`](Self::of).
-    #[doc(hidden)]
+    /// The key of `sql` from this crate's scanner; `None` when the scanner declines the text
+    /// (then [`of_postgres_scan`](Self::of_postgres_scan) decides). For a caller that has
+    /// something cheaper to try before PostgreSQL's scanner, such as a lookup by text.
     pub fn of_quick_scan(sql: &str) -> Option<TemplateKey> {
         if sql.contains(MARKER) {
             return None;
@@ -121,9 +121,9 @@ impl TemplateKey {
         quick_key(sql)
     }
 
-    /// The key of `sql` from PostgreSQL's scanner (libpg_query). For tests and measurements;
-    /// use [`of`](Self::of).
-    #[doc(hidden)]
+    /// The key of `sql` from PostgreSQL's scanner (libpg_query): the same key as
+    /// [`of_quick_scan`](Self::of_quick_scan) whenever that gives one, and a key for many
+    /// texts it declines.
     pub fn of_postgres_scan(sql: &str) -> Option<TemplateKey> {
         if sql.contains(MARKER) {
             return None;

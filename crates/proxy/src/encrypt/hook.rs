@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use pgseal_sql::{
-    set_config_calls, Analysis, EncryptedColumnInfo, Literal, SearchUse, SearchValue,
-    SetConfigCall, SqlError, StatementKind, TemplateKey, ValueRole,
+    Analysis, EncryptedColumnInfo, Literal, SearchUse, SearchValue, SqlError, ValueRole,
 };
 use pgseal_value::{
     assign, decode_binary, decode_canonical, encode_binary, encode_canonical, format_text,
@@ -30,17 +29,15 @@ use super::catalog::{
     ColumnCrypto, DbCatalog, DbHandle, HeldCatalog, SnapshotState, SnapshotView, Unavailable,
 };
 use super::copy::{self, CopyState};
-use super::settings::{
-    parse_search_path, tracked, Tracker, Values, DEFAULT_SEARCH_PATH, NO_ROLE, TRACKED,
-};
-use super::settings_syntax::{may_set_tracked, parse_control, Control, SettingChange};
+use super::settings::{parse_search_path, Tracker, Values, DEFAULT_SEARCH_PATH, NO_ROLE, TRACKED};
+use super::settings_syntax::Control;
 use crate::session::{BackendVerdict, FrontendVerdict, HookWait, MessageHook, SessionState};
 
 #[path = "cutover.rs"]
 mod cutover;
 #[path = "plan_cache.rs"]
 mod plan_cache;
-use plan_cache::PlanCache;
+use plan_cache::{Analyzed, PlanCache};
 
 use super::names::ByName;
 
@@ -528,61 +525,6 @@ impl EncryptHook {
         self.applied = Some(current);
     }
 
-    /// What the statements of `sql` do to tracked settings and the transaction, in order and
-    /// each with the index of its statement; refuses a `set_config` on a tracked setting
-    /// whose effect cannot be known.
-    fn controls(sql: &str, analysis: &Analysis) -> Result<Vec<(usize, Control)>, ErrorFields> {
-        let mut controls = Vec::new();
-        for (at, plan) in analysis.statements.iter().enumerate() {
-            let Some(text) = sql.get(plan.span.clone()) else {
-                continue;
-            };
-            if matches!(plan.kind, StatementKind::Utility) {
-                match parse_control(text) {
-                    Some(control) => controls.push((at, control)),
-                    None if may_set_tracked(text) => {
-                        return Err(ErrorFields::error(
-                            "0A000",
-                            "the pgseal proxy cannot follow this SET or RESET of search_path, \
-                             extra_float_digits, bytea_output, the role or the session \
-                             authorization",
-                        )
-                        .hint(
-                            "write it plainly: SET [LOCAL] name = value [, ...], \
-                             SET [LOCAL] ROLE name or RESET name, names and values unescaped; \
-                             to act as another user, connect as that user",
-                        ))
-                    }
-                    None => {}
-                }
-            }
-            for call in set_config_calls(text) {
-                match call {
-                    SetConfigCall::Constant { name, value, local } if tracked(&name) => {
-                        let set = SettingChange::Set { name, value, local };
-                        controls.push((at, Control::Setting(set)));
-                    }
-                    SetConfigCall::Constant { .. } => {}
-                    SetConfigCall::Opaque { name: Some(name) } if !tracked(&name) => {}
-                    _ => {
-                        return Err(ErrorFields::error(
-                            "0A000",
-                            "the pgseal proxy cannot follow this set_config() call: \
-                             search_path, extra_float_digits and bytea_output may only be \
-                             changed by set_config() with constant arguments, alone in \
-                             their statement",
-                        )
-                        .hint(
-                            "use SET [LOCAL] name = value, or \
-                             SELECT set_config('name', 'value', false|true) on its own",
-                        ))
-                    }
-                }
-            }
-        }
-        Ok(controls)
-    }
-
     /// The catalog to judge a statement with, or the error that refuses it (fail closed).
     fn catalog(&mut self) -> Result<HeldCatalog, ErrorFields> {
         match self.view.catalog() {
@@ -602,13 +544,14 @@ impl EncryptHook {
         &mut self,
         sql: &str,
         catalog: &Arc<DbCatalog>,
-    ) -> Result<Arc<Analysis>, ErrorFields> {
-        let analysis = self.analyze_text(sql, catalog)?;
-        let controls = Self::controls(sql, &analysis)?;
+    ) -> Result<Arc<Analyzed>, ErrorFields> {
+        let analyzed = self.analyze_text(sql, catalog)?;
+        let controls = analyzed.controls.as_ref().map_err(Clone::clone)?;
         if controls.is_empty() {
-            self.accept(&analysis)?;
-            return Ok(analysis);
+            self.accept(&analyzed.analysis)?;
+            return Ok(analyzed);
         }
+        let analysis = &analyzed.analysis;
         // A refused text never reaches the server: its setting changes must not count. Only
         // a statement analysed after a change, or the check of a text that touches encrypted
         // columns, can refuse it once the changes are applied (`BEGIN`, `COMMIT` and a lone
@@ -616,7 +559,7 @@ impl EncryptHook {
         let last = analysis.statements.len().saturating_sub(1);
         let reanalyse = controls.iter().any(|(at, _)| *at < last);
         let saved = (reanalyse || analysis.touches_encrypted()).then(|| self.tracker.clone());
-        let result = self.apply_controls(sql, catalog, analysis, &controls, reanalyse);
+        let result = self.apply_controls(sql, catalog, &analyzed, reanalyse);
         if let (Err(_), Some(saved)) = (&result, saved) {
             self.tracker = saved;
             self.sync_settings();
@@ -631,11 +574,14 @@ impl EncryptHook {
         &mut self,
         sql: &str,
         catalog: &Arc<DbCatalog>,
-        analysis: Arc<Analysis>,
-        controls: &[(usize, Control)],
+        analyzed: &Arc<Analyzed>,
         reanalyse: bool,
-    ) -> Result<Arc<Analysis>, ErrorFields> {
-        let analysis = if reanalyse {
+    ) -> Result<Arc<Analyzed>, ErrorFields> {
+        let (analysis, controls) = match &analyzed.controls {
+            Ok(controls) => (&analyzed.analysis, controls),
+            Err(refusal) => return Err(refusal.clone()),
+        };
+        let analyzed = if reanalyse {
             // A statement changes settings or ends a transaction before others in the same
             // text: each later statement is analysed with the settings it will run with.
             let mut statements = Vec::with_capacity(analysis.statements.len());
@@ -646,7 +592,7 @@ impl EncryptHook {
                         ErrorFields::error("XX000", "the pgseal proxy misread a statement's span")
                     })?;
                     let part = self.analyze_text(text, catalog)?;
-                    for mut part_plan in part.statements.iter().cloned() {
+                    for mut part_plan in part.analysis.statements.iter().cloned() {
                         part_plan.offset_by(plan.span.start);
                         statements.push(part_plan);
                     }
@@ -663,16 +609,19 @@ impl EncryptHook {
                 }
                 self.sync_settings();
             }
-            Arc::new(Analysis { statements })
+            Arc::new(Analyzed {
+                analysis: Analysis { statements },
+                controls: analyzed.controls.clone(),
+            })
         } else {
             for (_, control) in controls {
                 self.tracker.apply(self.analysing_cycle, control);
             }
             self.sync_settings();
-            analysis
+            Arc::clone(analyzed)
         };
-        self.accept(&analysis)?;
-        Ok(analysis)
+        self.accept(&analyzed.analysis)?;
+        Ok(analyzed)
     }
 
     /// Analyses a `Parse`'s text (cached). Its setting changes are returned, not applied: they
@@ -681,11 +630,12 @@ impl EncryptHook {
         &mut self,
         sql: &str,
         catalog: &Arc<DbCatalog>,
-    ) -> Result<(Arc<Analysis>, Vec<Control>), ErrorFields> {
-        let analysis = self.analyze_text(sql, catalog)?;
-        let controls = Self::controls(sql, &analysis)?;
-        self.accept(&analysis)?;
-        Ok((analysis, controls.into_iter().map(|(_, c)| c).collect()))
+    ) -> Result<(Arc<Analyzed>, Vec<Control>), ErrorFields> {
+        let analyzed = self.analyze_text(sql, catalog)?;
+        let controls = analyzed.controls.as_ref().map_err(Clone::clone)?;
+        let controls = controls.iter().map(|(_, c)| c.clone()).collect();
+        self.accept(&analyzed.analysis)?;
+        Ok((analyzed, controls))
     }
 
     /// What every analysed text goes through before it is sent: the relations it declares are
@@ -725,26 +675,17 @@ impl EncryptHook {
         &mut self,
         sql: &str,
         catalog: &Arc<DbCatalog>,
-    ) -> Result<Arc<Analysis>, ErrorFields> {
+    ) -> Result<Arc<Analyzed>, ErrorFields> {
         self.cache.sync_catalog(catalog);
-        let analysis = match self.cache.by_text(sql) {
-            Some(cached) => cached,
-            None => {
-                // Texts that differ only in constants share one analysis (plan_cache.rs).
-                let key = TemplateKey::of(sql);
-                match key.as_ref().and_then(|k| self.cache.by_template(sql, k)) {
-                    Some(instance) => instance,
-                    None => {
-                        let result =
-                            analyze_deep(sql, catalog, &self.search_path, &self.uncommitted);
-                        let result = result.map(Arc::new).map_err(Arc::new);
-                        self.cache.put(sql, key.as_ref(), &result);
-                        result
-                    }
-                }
+        // Texts that differ only in constants share one analysis (plan_cache.rs).
+        let analyzed = match self.cache.find(sql) {
+            Ok(cached) => cached,
+            Err(key) => {
+                let result = analyze_deep(sql, catalog, &self.search_path, &self.uncommitted);
+                self.cache.put(sql, key.as_ref(), result)
             }
         };
-        analysis.map_err(|refusal| refusal_fields(&refusal))
+        analyzed.map_err(|refusal| refusal_fields(&refusal))
     }
 
     fn check_can_encrypt(&self) -> Result<(), ErrorFields> {
@@ -894,8 +835,9 @@ impl EncryptHook {
         self.analysing_cycle = self.cycles_sent;
         let sql = Query::sql_of(&frame.body).map_err(protocol)?;
         let catalog = self.catalog()?;
-        let analysis = self.analyze(sql, &catalog)?;
-        let copy_plan = copy::plan_for(sql, &analysis, &catalog, &self.search_path)?;
+        let analyzed = self.analyze(sql, &catalog)?;
+        let analysis = &analyzed.analysis;
+        let copy_plan = copy::plan_for(sql, analysis, &catalog, &self.search_path)?;
         self.copy.expect(copy_plan);
         if let Some(Expect::Query { invalidates_schema }) = self.expect.back_mut() {
             *invalidates_schema = analysis.invalidates_schema();
@@ -903,7 +845,7 @@ impl EncryptHook {
         if !analysis.touches_encrypted() {
             return Ok(FrontendVerdict::Forward(frame));
         }
-        let sql = self.encrypt_literals(sql, &analysis, &catalog, None)?;
+        let sql = self.encrypt_literals(sql, analysis, &catalog, None)?;
         let frame = build(|buf| Query { sql }.encode(buf))?;
         Ok(FrontendVerdict::Replace(vec![frame]))
     }
@@ -1074,8 +1016,9 @@ impl EncryptHook {
         // Its setting changes belong to the cycle the next Sync ends.
         self.analysing_cycle = self.cycles_sent + 1;
         let catalog = self.catalog()?;
-        let (analysis, controls) = self.analyze_prepared(&parse.sql, &catalog)?;
-        let copy_plan = copy::plan_for(&parse.sql, &analysis, &catalog, &self.search_path)?;
+        let (analyzed, controls) = self.analyze_prepared(&parse.sql, &catalog)?;
+        let analysis = &analyzed.analysis;
+        let copy_plan = copy::plan_for(&parse.sql, analysis, &catalog, &self.search_path)?;
         if analysis.touches_encrypted() && analysis.statements.len() > 1 {
             return Err(ErrorFields::error(
                 "42601",
@@ -1156,7 +1099,7 @@ impl EncryptHook {
         let mut appended = Vec::new();
         parse.sql = self.encrypt_literals(
             &parse.sql,
-            &analysis,
+            analysis,
             &catalog,
             Some((client_params, &mut appended)),
         )?;

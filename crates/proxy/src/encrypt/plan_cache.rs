@@ -19,15 +19,44 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Weak};
 
-use pgseal_sql::{Analysis, PlanTemplate, SqlError, TemplateKey};
+use pgseal_sql::{may_call_set_config, Analysis, PlanTemplate, SqlError, TemplateKey};
+use pgseal_wire::backend::ErrorFields;
 
 use super::super::catalog::DbCatalog;
+use super::super::settings_syntax::{controls_of, Control};
 
 /// Entries per map before the least recently used is dropped.
 const CAPACITY: usize = 256;
 
+/// An analysed text and what its statements do to the session's tracked settings and
+/// transaction: both depend on the text alone (and the analysis on the catalog and
+/// `search_path` the cache is kept for), so both are worked out once per text or template.
+pub(super) struct Analyzed {
+    pub(super) analysis: Analysis,
+    /// Each `SET`, `COMMIT`, constant `set_config()`, ... with the index of its statement,
+    /// in order (empty for most texts); or why the proxy cannot follow them.
+    pub(super) controls: Result<Vec<(usize, Control)>, ErrorFields>,
+}
+
+impl Analyzed {
+    fn new(sql: &str, analysis: Analysis) -> Self {
+        let controls = controls_of(sql, &analysis);
+        Self { analysis, controls }
+    }
+}
+
 /// An analysis or its refusal, shared between the cache and the statements using it.
-pub(super) type CachedAnalysis = Result<Arc<Analysis>, Arc<SqlError>>;
+pub(super) type CachedAnalysis = Result<Arc<Analyzed>, Arc<SqlError>>;
+
+/// A template and whether its texts may call `set_config()`.
+struct CachedTemplate {
+    template: PlanTemplate,
+    /// `false` when the key, the text outside abstracted constants, spells no `set_config`:
+    /// then no text of the template calls it. Templates are only made of data statements,
+    /// whose only controls are such calls, so their texts' controls are known to be none
+    /// without reading them.
+    may_set: bool,
+}
 
 /// A bounded map that drops its least recently used entry when full.
 struct Lru<K, V> {
@@ -74,7 +103,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
 /// The analyses of one session.
 pub(super) struct PlanCache {
     texts: Lru<String, CachedAnalysis>,
-    templates: Lru<String, Arc<PlanTemplate>>,
+    templates: Lru<String, Arc<CachedTemplate>>,
     tick: u64,
     catalog: Option<Weak<DbCatalog>>,
 }
@@ -108,29 +137,68 @@ impl PlanCache {
         self.templates.clear();
     }
 
-    /// The analysis of `sql` if this exact text was analysed.
-    pub(super) fn by_text(&mut self, sql: &str) -> Option<CachedAnalysis> {
+    /// The cached analysis of `sql`; else the key to record its analysis under (`None`: no
+    /// template can stand for it).
+    ///
+    /// Texts with constants, the common case, are looked up by template first: their quick
+    /// key is needed anyway and a lookup by text would miss. Only texts this crate's scanner
+    /// declines pay for PostgreSQL's, and only when their text is not cached.
+    pub(super) fn find(&mut self, sql: &str) -> Result<CachedAnalysis, Option<TemplateKey>> {
         self.tick += 1;
-        self.texts.get(sql, self.tick)
+        let quick = TemplateKey::of_quick_scan(sql);
+        if let Some(instance) = quick.as_ref().and_then(|key| self.by_template(sql, key)) {
+            return Ok(instance);
+        }
+        if let Some(cached) = self.texts.get(sql, self.tick) {
+            return Ok(cached);
+        }
+        if quick.is_some() {
+            return Err(quick);
+        }
+        let key = TemplateKey::of_postgres_scan(sql);
+        match key.as_ref().and_then(|key| self.by_template(sql, key)) {
+            Some(instance) => Ok(instance),
+            None => Err(key),
+        }
     }
 
     /// The analysis of `sql` from the template of its `key`, if there is one that applies.
-    pub(super) fn by_template(&mut self, sql: &str, key: &TemplateKey) -> Option<CachedAnalysis> {
-        self.tick += 1;
-        let template = self.templates.get(key.as_str(), self.tick)?;
-        template.instantiate(sql, key).map(|a| Ok(Arc::new(a)))
+    fn by_template(&mut self, sql: &str, key: &TemplateKey) -> Option<CachedAnalysis> {
+        let cached = self.templates.get(key.as_str(), self.tick)?;
+        let analysis = cached.template.instantiate(sql, key)?;
+        let analyzed = if cached.may_set {
+            Analyzed::new(sql, analysis)
+        } else {
+            Analyzed {
+                analysis,
+                controls: Ok(Vec::new()),
+            }
+        };
+        Some(Ok(Arc::new(analyzed)))
     }
 
-    /// Records the analysis of `sql`: as a template when one can stand for it, else by text.
-    pub(super) fn put(&mut self, sql: &str, key: Option<&TemplateKey>, analysis: &CachedAnalysis) {
+    /// Records the analysis of `sql` (found under [`find`](Self::find)'s `key`): as a
+    /// template when one can stand for it, else by text. Returns it as cached.
+    pub(super) fn put(
+        &mut self,
+        sql: &str,
+        key: Option<&TemplateKey>,
+        analysis: Result<Analysis, SqlError>,
+    ) -> CachedAnalysis {
         self.tick += 1;
-        if let (Some(key), Ok(done)) = (key, analysis) {
-            if let Some(template) = PlanTemplate::build(sql, key, done) {
+        let cached = analysis
+            .map(|analysis| Arc::new(Analyzed::new(sql, analysis)))
+            .map_err(Arc::new);
+        if let (Some(key), Ok(done)) = (key, &cached) {
+            if let Some(template) = PlanTemplate::build(sql, key, &done.analysis) {
+                let may_set = may_call_set_config(key.as_str());
+                let entry = Arc::new(CachedTemplate { template, may_set });
                 self.templates
-                    .put(key.as_str().to_owned(), Arc::new(template), self.tick);
-                return;
+                    .put(key.as_str().to_owned(), entry, self.tick);
+                return cached;
             }
         }
-        self.texts.put(sql.to_owned(), analysis.clone(), self.tick);
+        self.texts.put(sql.to_owned(), cached.clone(), self.tick);
+        cached
     }
 }

@@ -3,6 +3,9 @@
 //! settings is `settings.rs`'s. A statement that names a tracked setting but cannot be read is
 //! recognised too, so that the proxy refuses it rather than lose track ([`may_set_tracked`]).
 
+use pgseal_sql::{set_config_calls, Analysis, SetConfigCall, StatementKind};
+use pgseal_wire::backend::ErrorFields;
+
 use super::settings::{tracked, NO_ROLE, TRACKED};
 
 /// A setting change found in a statement.
@@ -37,6 +40,64 @@ pub(crate) enum Control {
     Release(String),
     /// `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name`.
     RollbackTo(String),
+}
+
+/// What the statements of `sql` do to tracked settings and the transaction, in order and
+/// each with the index of its statement; refuses a `set_config` on a tracked setting
+/// whose effect cannot be known.
+pub(crate) fn controls_of(
+    sql: &str,
+    analysis: &Analysis,
+) -> Result<Vec<(usize, Control)>, ErrorFields> {
+    let mut controls = Vec::new();
+    for (at, plan) in analysis.statements.iter().enumerate() {
+        let Some(text) = sql.get(plan.span.clone()) else {
+            continue;
+        };
+        if matches!(plan.kind, StatementKind::Utility) {
+            match parse_control(text) {
+                Some(control) => controls.push((at, control)),
+                None if may_set_tracked(text) => {
+                    return Err(ErrorFields::error(
+                        "0A000",
+                        "the pgseal proxy cannot follow this SET or RESET of search_path, \
+                         extra_float_digits, bytea_output, the role or the session \
+                         authorization",
+                    )
+                    .hint(
+                        "write it plainly: SET [LOCAL] name = value [, ...], \
+                         SET [LOCAL] ROLE name or RESET name, names and values unescaped; \
+                         to act as another user, connect as that user",
+                    ))
+                }
+                None => {}
+            }
+        }
+        for call in set_config_calls(text) {
+            match call {
+                SetConfigCall::Constant { name, value, local } if tracked(&name) => {
+                    let set = SettingChange::Set { name, value, local };
+                    controls.push((at, Control::Setting(set)));
+                }
+                SetConfigCall::Constant { .. } => {}
+                SetConfigCall::Opaque { name: Some(name) } if !tracked(&name) => {}
+                _ => {
+                    return Err(ErrorFields::error(
+                        "0A000",
+                        "the pgseal proxy cannot follow this set_config() call: \
+                         search_path, extra_float_digits and bytea_output may only be \
+                         changed by set_config() with constant arguments, alone in \
+                         their statement",
+                    )
+                    .hint(
+                        "use SET [LOCAL] name = value, or \
+                         SELECT set_config('name', 'value', false|true) on its own",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(controls)
 }
 
 /// Whether the first word of `statement`, after white space and comments, is one of `words`
