@@ -9,6 +9,10 @@
 //!   `... = 815`: pgbench in simple mode, ORMs that inline values) are analysed once. A key
 //!   costs a scan, about a fifth of a parse and analysis (`docs/performance.md`).
 //!
+//! With each analysis the cache keeps what the text's statements do to the session's tracked
+//! settings and transaction (`settings_syntax.rs`), so that a `BEGIN`, `COMMIT` or `SET` sent
+//! again, or a text of a known template, is not read a second time for it.
+//!
 //! The caches are per session, not shared by the sessions of a database: a template stands for
 //! many texts but its key still holds every constant it does not abstract (escape strings,
 //! dollar-quoted strings, pinned positions), so a shared cache would let one session learn,
