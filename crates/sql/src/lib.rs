@@ -97,7 +97,7 @@
 //! assert_eq!(plan.literals[0].value, Literal::Text("ann@example.com".into()));
 //! // The proxy encrypts the value and splices in a bytea literal:
 //! let out = rewrite(sql, &[(plan.literals[0].span.clone(), "'\\xb501...'".into())]);
-//! assert_eq!(out, "INSERT INTO users (id, email) VALUES ($1, '\\xb501...')");
+//! assert_eq!(out.as_deref(), Some("INSERT INTO users (id, email) VALUES ($1, '\\xb501...')"));
 //!
 //! let refused = analyze("SELECT lower(email) FROM users", &OneTable).unwrap_err();
 //! assert_eq!(refused.sqlstate(), "0A000");
@@ -221,6 +221,15 @@ impl Analysis {
     /// through untouched).
     pub fn touches_encrypted(&self) -> bool {
         self.statements.iter().any(|s| s.touches_encrypted)
+    }
+
+    /// Whether the text must be rewritten before it is sent: a literal to encrypt, a search to
+    /// turn into a blind-index comparison, or a fixed rewrite. A text that only reads
+    /// encrypted columns is sent as it is.
+    pub fn rewrites_text(&self) -> bool {
+        self.statements
+            .iter()
+            .any(|s| !s.literals.is_empty() || !s.searches.is_empty() || !s.rewrites.is_empty())
     }
 
     /// Whether any statement changes the schema (the proxy reloads its catalog after it).
@@ -484,10 +493,11 @@ pub struct AnalyzeOptions {
 }
 
 /// Splice `replacements` (byte range in `sql`, new text) into `sql`, keeping everything else
-/// byte-identical. Replacements may come in any order; a range that overlaps an earlier one or
-/// lies outside `sql` or not on a character boundary is skipped, so the result is always
-/// well-formed (ranges from [`LiteralUse::span`] never do).
-pub fn rewrite(sql: &str, replacements: &[(Range<usize>, String)]) -> String {
+/// byte-identical. Replacements may come in any order. `None` if a range overlaps another,
+/// lies outside `sql` or not on a character boundary (ranges from [`LiteralUse::span`],
+/// [`SearchUse::span`] and [`StatementPlan::rewrites`] never do): a replacement left out could
+/// leave a plaintext value in the text, so the caller must not send it.
+pub fn rewrite(sql: &str, replacements: &[(Range<usize>, String)]) -> Option<String> {
     let mut sorted: Vec<&(Range<usize>, String)> = replacements.iter().collect();
     sorted.sort_by_key(|(range, _)| (range.start, range.end));
     let extra: usize = sorted.iter().map(|(_, text)| text.len()).sum();
@@ -500,14 +510,14 @@ pub fn rewrite(sql: &str, replacements: &[(Range<usize>, String)]) -> String {
             && sql.is_char_boundary(range.start)
             && sql.is_char_boundary(range.end);
         if !valid {
-            continue;
+            return None;
         }
         out.push_str(&sql[copied..range.start]);
         out.push_str(text);
         copied = range.end;
     }
     out.push_str(&sql[copied..]);
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -518,23 +528,34 @@ mod tests {
     fn rewrite_splices_in_any_order_and_keeps_the_rest() {
         let sql = "INSERT INTO t VALUES ('a', 'bb')";
         let out = rewrite(sql, &[(27..31, "$2".into()), (22..25, "X".into())]);
-        assert_eq!(out, "INSERT INTO t VALUES (X, $2)");
+        assert_eq!(out.as_deref(), Some("INSERT INTO t VALUES (X, $2)"));
     }
 
     #[test]
-    fn rewrite_skips_overlapping_and_out_of_range() {
+    fn rewrite_refuses_overlapping_and_out_of_range() {
         let sql = "abcdef";
-        let out = rewrite(
-            sql,
-            &[(1..3, "X".into()), (2..4, "Y".into()), (5..99, "Z".into())],
+        assert_eq!(
+            rewrite(sql, &[(1..3, "X".into()), (2..4, "Y".into())]),
+            None
         );
-        assert_eq!(out, "aXdef");
+        assert_eq!(
+            rewrite(sql, &[(1..3, "X".into()), (5..99, "Z".into())]),
+            None
+        );
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 3..2;
+        assert_eq!(rewrite(sql, &[(reversed, "X".into())]), None);
+        assert_eq!(
+            rewrite(sql, &[(1..3, "X".into()), (3..4, "Y".into())]).as_deref(),
+            Some("aXYef")
+        );
+        assert_eq!(rewrite(sql, &[]).as_deref(), Some(sql));
     }
 
     #[test]
-    fn rewrite_skips_non_char_boundary() {
+    fn rewrite_refuses_non_char_boundary() {
         let sql = "é'x'";
-        assert_eq!(rewrite(sql, &[(1..3, "Z".into())]), sql);
+        assert_eq!(rewrite(sql, &[(1..3, "Z".into())]), None);
     }
 
     #[test]

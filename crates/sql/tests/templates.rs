@@ -82,7 +82,10 @@ fn variant(sql: &str, n: usize) -> Option<String> {
             replacements.push((range, options[(n + i) % options.len()].clone()));
         }
     }
-    (!replacements.is_empty()).then(|| rewrite(sql, &replacements))
+    if replacements.is_empty() {
+        return None;
+    }
+    rewrite(sql, &replacements)
 }
 
 fn literal_text(value: &Literal) -> String {
@@ -150,7 +153,7 @@ fn render(sql: &str, analysis: &Analysis) -> String {
             replacements.push((span.clone(), text.clone()));
         }
     }
-    out.push_str(&rewrite(sql, &replacements));
+    out.push_str(&rewrite(sql, &replacements).expect("the plan's replacements do not overlap"));
     out
 }
 

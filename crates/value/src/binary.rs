@@ -65,11 +65,16 @@ fn fixed<const N: usize>(ty: LogicalType, bytes: &[u8]) -> Result<[u8; N], Value
 }
 
 fn utf8(ty: LogicalType, bytes: &[u8]) -> Result<String, ValueError> {
+    check_utf8(ty, bytes).map(str::to_owned)
+}
+
+/// `bytes` as a string, if they are one PostgreSQL can hold: UTF-8 without NUL.
+pub(crate) fn check_utf8(ty: LogicalType, bytes: &[u8]) -> Result<&str, ValueError> {
     let s = std::str::from_utf8(bytes).map_err(|_| ValueError::CharacterNotInRepertoire { ty })?;
     if s.contains('\0') {
         return Err(ValueError::CharacterNotInRepertoire { ty });
     }
-    Ok(s.to_owned())
+    Ok(s)
 }
 
 /// Shared decoding; `canonical` demands the exact canonical form instead of normalising.

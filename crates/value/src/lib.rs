@@ -71,3 +71,27 @@ pub use session::{
 };
 pub use text::{format_text, parse_text};
 pub use types::{LogicalType, Value};
+
+/// The value whose canonical encoding is `canonical`, in the format a client asked for:
+/// exactly what [`decode_canonical`] followed by [`encode_binary`] (`binary`) or
+/// [`format_text`] gives, and the same errors.
+///
+/// Text and varchar values skip the intermediate [`Value`]: both their forms are their UTF-8
+/// bytes, so only the checks are made and the bytes copied once. This runs for every
+/// encrypted value the proxy returns.
+pub fn canonical_to_client(
+    ty: LogicalType,
+    canonical: &[u8],
+    binary: bool,
+    session: &SessionSettings,
+) -> Result<Vec<u8>, ValueError> {
+    if matches!(ty, LogicalType::Text | LogicalType::Varchar) {
+        return binary::check_utf8(ty, canonical).map(|text| text.as_bytes().to_vec());
+    }
+    let value = decode_canonical(ty, canonical)?;
+    Ok(if binary {
+        encode_binary(&value)
+    } else {
+        format_text(&value, session).into_bytes()
+    })
+}

@@ -1,8 +1,8 @@
 //! Property tests: every representation reads back to the same value, and no input panics.
 
 use pgseal_value::{
-    decode_binary, decode_canonical, encode_binary, encode_canonical, format_text, index_input,
-    parse_text, LogicalType, Numeric, SessionSettings, Value,
+    canonical_to_client, decode_binary, decode_canonical, encode_binary, encode_canonical,
+    format_text, index_input, parse_text, LogicalType, Numeric, SessionSettings, Value,
 };
 use proptest::prelude::*;
 
@@ -248,6 +248,61 @@ proptest! {
             for v in [Value::Date(d), Value::Time(t), Value::Timestamp(t), Value::Timestamptz(t)] {
                 let _ = format_text(&v, &s);
                 let _ = encode_canonical(&v);
+            }
+        }
+    }
+}
+
+/// What the client receives by the long way: decode, then encode or format.
+fn client_bytes_slowly(
+    ty: LogicalType,
+    canonical: &[u8],
+    binary: bool,
+    session: &SessionSettings,
+) -> Result<Vec<u8>, pgseal_value::ValueError> {
+    let value = decode_canonical(ty, canonical)?;
+    Ok(if binary {
+        encode_binary(&value)
+    } else {
+        format_text(&value, session).into_bytes()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The shortcut for what a client receives gives the same bytes as the long way, for
+    /// every value in both formats and every session.
+    #[test]
+    fn the_client_form_is_the_decoded_value_encoded(v in value()) {
+        let ty = v.logical_type();
+        let canonical = encode_canonical(&v);
+        for s in sessions() {
+            for binary in [false, true] {
+                let quick = canonical_to_client(ty, &canonical, binary, &s);
+                let slow = client_bytes_slowly(ty, &canonical, binary, &s);
+                prop_assert_eq!(quick.ok(), slow.ok(), "{:?} binary={}", ty, binary);
+            }
+        }
+    }
+
+    /// And the same refusals, for any bytes under any type: invalid UTF-8, NUL, wrong lengths.
+    #[test]
+    fn the_client_form_refuses_what_decoding_refuses(
+        bytes in prop::collection::vec(any::<u8>(), 0..24),
+        nul_in_text in any::<bool>(),
+    ) {
+        let mut bytes = bytes;
+        if nul_in_text {
+            bytes.extend_from_slice(b"a\0b");
+        }
+        let session = SessionSettings::default();
+        for ty in LogicalType::ALL {
+            for binary in [false, true] {
+                let quick = canonical_to_client(ty, &bytes, binary, &session);
+                let slow = client_bytes_slowly(ty, &bytes, binary, &session);
+                prop_assert_eq!(quick.is_ok(), slow.is_ok(), "{:?}", ty);
+                prop_assert_eq!(quick.ok(), slow.ok(), "{:?}", ty);
             }
         }
     }

@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use pgseal_sql::{
     Analysis, EncryptedColumnInfo, Literal, SearchUse, SearchValue, SqlError, ValueRole,
 };
 use pgseal_value::{
-    assign, decode_binary, decode_canonical, encode_binary, encode_canonical, format_text,
-    index_input, is_assignable, parse_text, LogicalType, SessionSettings, Value, ValueError,
+    assign, canonical_to_client, decode_binary, encode_canonical, index_input, is_assignable,
+    parse_text, LogicalType, SessionSettings, Value, ValueError,
 };
 use pgseal_wire::backend::{
     DataRow, ErrorFields, FieldDescription, ParameterDescription, ParameterStatus, ReadyForQuery,
@@ -842,7 +842,7 @@ impl EncryptHook {
         if let Some(Expect::Query { invalidates_schema }) = self.expect.back_mut() {
             *invalidates_schema = analysis.invalidates_schema();
         }
-        if !analysis.touches_encrypted() {
+        if !analysis.touches_encrypted() || !analysis.rewrites_text() {
             return Ok(FrontendVerdict::Forward(frame));
         }
         let sql = self.encrypt_literals(sql, analysis, &catalog, None)?;
@@ -902,7 +902,16 @@ impl EncryptHook {
                 replacements.push((search.span.clone(), text));
             }
         }
-        Ok(pgseal_sql::rewrite(sql, &replacements))
+        // A replacement that could not be placed would leave its value in the clear: the
+        // text is refused rather than sent.
+        pgseal_sql::rewrite(sql, &replacements).ok_or_else(|| {
+            ErrorFields::error(
+                "XX000",
+                "the pgseal proxy could not place an encrypted value in this statement; \
+                 it was not sent",
+            )
+            .hint("report this statement's shape (without its values) to the pgseal developers")
+        })
     }
 
     /// A literal for an encrypted column as a value of its type (`None`: `NULL`).
@@ -1876,7 +1885,9 @@ pub(super) fn value_error(column: &EncryptedColumnInfo, error: &ValueError) -> E
 pub(super) fn build(
     encode: impl FnOnce(&mut BytesMut) -> Result<(), WireError>,
 ) -> Result<Frame, ErrorFields> {
-    let mut buf = BytesMut::new();
+    // Most built messages (a statement text, a row with a few values) fit, so the buffer is
+    // not grown piecemeal.
+    let mut buf = BytesMut::with_capacity(256);
     encode(&mut buf).map_err(|e| {
         ErrorFields::error(
             "XX000",
@@ -1890,8 +1901,9 @@ pub(super) fn build(
             "the pgseal proxy produced an empty message",
         ));
     }
-    let body = buf.split_off(5).freeze();
-    Ok(Frame::new(tag, body))
+    // Advancing keeps the buffer's own allocation; splitting it off would add a shared one.
+    buf.advance(5);
+    Ok(Frame::new(tag, buf.freeze()))
 }
 
 fn format_at(formats: &[i16], index: usize) -> bool {
@@ -2156,15 +2168,12 @@ pub(super) fn open_value(
         .cipher(header.column_id)
         .ok_or_else(|| corrupt("no key of this column is loaded".to_owned()))?;
     let ty = crypto.logical_type;
-    let value = cipher
-        .open_with(ciphertext, |plain| decode_canonical(ty, plain))
+    cipher
+        .open_with(ciphertext, |plain| {
+            canonical_to_client(ty, plain, client_binary, settings)
+        })
         .map_err(|e| corrupt(e.to_string()))?
-        .map_err(|e| corrupt(format!("the decrypted value is malformed ({e})")))?;
-    Ok(if client_binary {
-        encode_binary(&value)
-    } else {
-        format_text(&value, settings).into_bytes()
-    })
+        .map_err(|e| corrupt(format!("the decrypted value is malformed ({e})")))
 }
 
 #[cfg(test)]
