@@ -41,6 +41,7 @@ use crate::cancel::{forward_cancel, CancelRegistry, Registration};
 use crate::config::MAX_STARTUP_PACKET_LEN;
 use crate::framed::FramedReader;
 use crate::halves::{self, Reader, Writer};
+use crate::race::first_to_finish;
 use crate::scram::{self, UpstreamBinding};
 use crate::session::{BackendVerdict, FrontendVerdict, HookFactory, MessageHook, SessionState};
 use crate::tls::{ClientTls, Stream, ALPN_POSTGRESQL, TLS_HANDSHAKE_RECORD};
@@ -812,14 +813,13 @@ async fn relay<H: MessageHook>(
         rejects: Vec::new(),
     });
     // Whichever direction ends first ends the session; the other is dropped mid-read (reads
-    // are cancel-safe) or mid-write (the connection is being closed anyway). Both are polled
-    // at every wake-up whatever the order, so a fixed order costs no fairness and saves the
-    // random draw.
-    tokio::select! {
-        biased;
-        end = client_to_server(client, server_write, &shared, idle_timeout) => end,
-        end = server_to_client(server, client_write, &shared) => end,
-    }
+    // are cancel-safe) or mid-write (the connection is being closed anyway). Each direction is
+    // polled only when something it waits for woke it (race.rs).
+    first_to_finish(
+        client_to_server(client, server_write, &shared, idle_timeout),
+        server_to_client(server, client_write, &shared),
+    )
+    .await
 }
 
 async fn client_to_server<H: MessageHook>(

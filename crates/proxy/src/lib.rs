@@ -62,6 +62,7 @@ pub mod encrypt;
 mod error;
 mod framed;
 mod halves;
+mod race;
 mod scram;
 mod server;
 mod session;
