@@ -78,7 +78,10 @@ impl SlotKind {
 ///
 /// Two texts with equal [`as_str`](Self::as_str) differ only in the values of those
 /// constants. `Debug` shows neither the text nor the key (both may hold values).
-#[derive(Clone)]
+///
+/// The default key is empty, the key of no text: a buffer for
+/// [`rescan_quick`](Self::rescan_quick).
+#[derive(Clone, Default)]
 pub struct TemplateKey {
     key: String,
     /// Byte ranges of the abstracted constants in the text, in text order.
@@ -121,6 +124,15 @@ impl TemplateKey {
         quick_key(sql)
     }
 
+    /// Makes this the key of `sql` from this crate's scanner, as
+    /// [`of_quick_scan`](Self::of_quick_scan) would return it, in this key's memory: a
+    /// caller that keys every statement it sees reuses one key and allocates nothing once it
+    /// has grown. `false` when the scanner declines the text; the key is then unusable until
+    /// the next successful rescan.
+    pub fn rescan_quick(&mut self, sql: &str) -> bool {
+        !sql.contains(MARKER) && quick_key_into(self, sql).is_some()
+    }
+
     /// The key of `sql` from PostgreSQL's scanner (libpg_query): the same key as
     /// [`of_quick_scan`](Self::of_quick_scan) whenever that gives one, and a key for many
     /// texts it declines.
@@ -156,6 +168,13 @@ impl TemplateKey {
 /// The key of `sql` from this crate's scanner; `None` when the scanner declines the text
 /// (then [`postgres_key`] decides).
 fn quick_key(sql: &str) -> Option<TemplateKey> {
+    let mut key = TemplateKey::default();
+    quick_key_into(&mut key, sql)?;
+    Some(key)
+}
+
+/// [`quick_key`] into `out`'s memory.
+fn quick_key_into(out: &mut TemplateKey, sql: &str) -> Option<()> {
     let tokens = QuickScanner::new(sql).map(|token| {
         let token = token?;
         let class = match token.kind {
@@ -170,13 +189,15 @@ fn quick_key(sql: &str) -> Option<TemplateKey> {
         };
         Some((token.range, class))
     });
-    key_of_tokens(sql, tokens)
+    fill_key(out, sql, tokens)
 }
 
 /// The key of `sql` from PostgreSQL's scanner (libpg_query).
 fn postgres_key(sql: &str) -> Option<TemplateKey> {
     let scanned = pg_query::scan(sql).ok()?;
-    key_of_tokens(
+    let mut key = TemplateKey::default();
+    fill_key(
+        &mut key,
         sql,
         scanned.tokens.iter().map(|token| {
             let start = usize::try_from(token.start).ok()?;
@@ -194,7 +215,8 @@ fn postgres_key(sql: &str) -> Option<TemplateKey> {
             };
             Some((start..end, class))
         }),
-    )
+    )?;
+    Some(key)
 }
 
 /// What a key needs to know of a token, whichever scanner produced it.
@@ -212,17 +234,25 @@ enum TokenClass {
     Other,
 }
 
-/// The key of `sql` from its tokens, in text order (`None` in the sequence: a token the
-/// scanner could not place).
-fn key_of_tokens(
+/// Makes `out` the key of `sql` from its tokens, in text order (`None` in the sequence: a
+/// token the scanner could not place; then `None`, and `out` is unusable).
+fn fill_key(
+    out: &mut TemplateKey,
     sql: &str,
     tokens: impl Iterator<Item = Option<(Range<usize>, TokenClass)>>,
-) -> Option<TemplateKey> {
+) -> Option<()> {
+    let TemplateKey {
+        key,
+        slots,
+        minus,
+        positional,
+    } = out;
+    key.clear();
+    slots.clear();
+    minus.clear();
+    *positional = false;
     // A key is longer than its text when constants are shorter than their two-byte markers.
-    let mut key = String::with_capacity(sql.len() + 32);
-    let mut slots = Vec::with_capacity(8);
-    let mut minus = Vec::new();
-    let mut positional = false;
+    key.reserve(sql.len() + 32);
     let mut copied = 0;
     for token in tokens {
         let (range, class) = token?;
@@ -232,7 +262,7 @@ fn key_of_tokens(
             return None;
         }
         if class == TokenClass::Keyword {
-            positional |= text.eq_ignore_ascii_case("by") || text.eq_ignore_ascii_case("distinct");
+            *positional |= text.eq_ignore_ascii_case("by") || text.eq_ignore_ascii_case("distinct");
             continue;
         }
         if text == "-" {
@@ -249,12 +279,7 @@ fn key_of_tokens(
         copied = end;
     }
     key.push_str(sql.get(copied..)?);
-    Some(TemplateKey {
-        key,
-        slots,
-        minus,
-        positional,
-    })
+    Some(())
 }
 
 /// The kind of slot a constant token can be, if it is abstractable.

@@ -247,15 +247,22 @@ fn quick_scan_keys_match_postgres_scan_keys() {
         .iter()
         .map(|(sql, _)| (*sql).to_owned())
         .chain(EXTRA.iter().map(|sql| (*sql).to_owned()));
+    // One key rescanned for every text, declined ones included, as the proxy keys what it
+    // sees: nothing of an earlier text may linger in it.
+    let mut reused = TemplateKey::default();
     for sql in texts {
         let variants = (0..4).filter_map(|n| variant(&sql, n));
         for text in std::iter::once(sql.clone()).chain(variants) {
+            let rescanned = reused.rescan_quick(&text);
             let Some(quick) = TemplateKey::of_quick_scan(&text) else {
+                assert!(!rescanned, "{text:?}: rescanned but declined");
                 declined += 1;
                 continue;
             };
             accepted += 1;
             let quick = quick.parts_for_tests();
+            assert!(rescanned, "{text:?}: declined on rescan");
+            assert_eq!(reused.parts_for_tests(), quick, "{text:?}: rescan differs");
             let postgres = TemplateKey::of_postgres_scan(&text).map(|key| key.parts_for_tests());
             if postgres.as_ref() != Some(&quick) {
                 failures.push(format!(

@@ -110,6 +110,8 @@ pub(super) struct PlanCache {
     templates: Lru<String, Arc<CachedTemplate>>,
     tick: u64,
     catalog: Option<Weak<DbCatalog>>,
+    /// The key of the text being looked up, kept between lookups for its memory.
+    scratch: TemplateKey,
 }
 
 impl Default for PlanCache {
@@ -119,6 +121,7 @@ impl Default for PlanCache {
             templates: Lru::new(),
             tick: 0,
             catalog: None,
+            scratch: TemplateKey::default(),
         }
     }
 }
@@ -149,16 +152,23 @@ impl PlanCache {
     /// declines pay for PostgreSQL's, and only when their text is not cached.
     pub(super) fn find(&mut self, sql: &str) -> Result<CachedAnalysis, Option<TemplateKey>> {
         self.tick += 1;
-        let quick = TemplateKey::of_quick_scan(sql);
-        if let Some(instance) = quick.as_ref().and_then(|key| self.by_template(sql, key)) {
-            return Ok(instance);
+        let mut key = std::mem::take(&mut self.scratch);
+        let quick = key.rescan_quick(sql);
+        let instance = if quick {
+            self.by_template(sql, &key)
+        } else {
+            None
+        };
+        let found = instance.or_else(|| self.texts.get(sql, self.tick));
+        if let Some(found) = found {
+            self.scratch = key;
+            return Ok(found);
         }
-        if let Some(cached) = self.texts.get(sql, self.tick) {
-            return Ok(cached);
+        if quick {
+            // Recorded with the analysis; the next lookup starts a new buffer.
+            return Err(Some(key));
         }
-        if quick.is_some() {
-            return Err(quick);
-        }
+        self.scratch = key;
         let key = TemplateKey::of_postgres_scan(sql);
         match key.as_ref().and_then(|key| self.by_template(sql, key)) {
             Some(instance) => Ok(instance),
