@@ -1048,3 +1048,73 @@ async fn binds_sharing_a_plan_still_check_plain_bytea_in_their_own_format() {
         }
     }
 }
+
+/// libpq describes every portal it runs. Each execution of a statement whose `Bind`s share a
+/// plan gets the description of its own formats with the encrypted columns shown as their
+/// logical types, whether the proxy rewrites the server's description afresh or repeats the
+/// one it rewrote for the same bytes before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_portal_description_shows_the_logical_types() {
+    use bytes::BytesMut;
+    use pgseal_proxy::pgseal_wire::backend::{DataRow, RowDescription};
+    use pgseal_proxy::pgseal_wire::frontend::{Bind, Describe, Execute, TargetKind};
+
+    let (_env, mut stream) = one_row_and_raw_session().await;
+    let formats = [0i16, 0, 0, 1, 1, 0, 0];
+    let mut out = BytesMut::new();
+    raw_parse(&mut out, "s", "SELECT t, i4, id FROM people WHERE id = 1");
+    for format in formats {
+        Bind {
+            portal: String::new(),
+            statement: "s".to_owned(),
+            param_formats: Vec::new(),
+            params: Vec::new(),
+            result_formats: vec![format],
+        }
+        .encode(&mut out)
+        .expect("bind");
+        Describe {
+            kind: TargetKind::Portal,
+            name: String::new(),
+        }
+        .encode(&mut out)
+        .expect("describe");
+        Execute {
+            portal: String::new(),
+            max_rows: 0,
+        }
+        .encode(&mut out)
+        .expect("execute");
+        out.extend_from_slice(&common::raw::message(b'S', &[]));
+    }
+    let cycles = run_cycles(&mut stream, &out, formats.len()).await;
+    for (cycle, format) in cycles.iter().zip(formats) {
+        let body = |tag: u8| {
+            let (_, body) = cycle
+                .iter()
+                .find(|(t, _)| *t == tag)
+                .unwrap_or_else(|| panic!("format {format}: no {}", tag as char));
+            bytes::Bytes::copy_from_slice(body)
+        };
+        let description = RowDescription::decode(&body(b'T')).expect("a description");
+        let shown: Vec<(u32, i16)> = description
+            .fields
+            .iter()
+            .map(|f| (f.type_oid, f.format))
+            .collect();
+        // text and int4, in the format asked for; the plain id too.
+        assert_eq!(
+            shown,
+            [(25, format), (23, format), (23, format)],
+            "format {format}"
+        );
+        let row = DataRow::decode(&body(b'D')).expect("a data row");
+        let int: &[u8] = if format == 1 { &[0, 0, 0, 42] } else { b"42" };
+        assert_eq!(
+            row.values[0].as_deref(),
+            Some(&b"raw"[..]),
+            "format {format}"
+        );
+        assert_eq!(row.values[1].as_deref(), Some(int), "format {format}");
+    }
+}
