@@ -559,7 +559,7 @@ impl EncryptHook {
         let last = analysis.statements.len().saturating_sub(1);
         let reanalyse = controls.iter().any(|(at, _)| *at < last);
         let saved = (reanalyse || analysis.touches_encrypted()).then(|| self.tracker.clone());
-        let result = self.apply_controls(sql, catalog, &analyzed, reanalyse);
+        let result = self.apply_controls(sql, catalog, &analyzed, controls, reanalyse);
         if let (Err(_), Some(saved)) = (&result, saved) {
             self.tracker = saved;
             self.sync_settings();
@@ -575,12 +575,10 @@ impl EncryptHook {
         sql: &str,
         catalog: &Arc<DbCatalog>,
         analyzed: &Arc<Analyzed>,
+        controls: &[(usize, Control)],
         reanalyse: bool,
     ) -> Result<Arc<Analyzed>, ErrorFields> {
-        let (analysis, controls) = match &analyzed.controls {
-            Ok(controls) => (&analyzed.analysis, controls),
-            Err(refusal) => return Err(refusal.clone()),
-        };
+        let analysis = &analyzed.analysis;
         let analyzed = if reanalyse {
             // A statement changes settings or ends a transaction before others in the same
             // text: each later statement is analysed with the settings it will run with.
