@@ -77,7 +77,13 @@ fn raw_parse(out: &mut bytes::BytesMut, name: &str, sql: &str) {
 /// Appends one cycle to `out`: `Bind` of statement `statement` to the unnamed portal with no
 /// parameters and `result_formats`, `Execute` of every row, `Sync`.
 fn raw_execute(out: &mut bytes::BytesMut, statement: &str, result_formats: Vec<i16>) {
-    use pgseal_proxy::pgseal_wire::frontend::{Bind, Execute};
+    raw_cycle(out, statement, result_formats, false);
+}
+
+/// [`raw_execute`], with a `Describe` of the portal before the `Execute` when `describe` (as
+/// libpq sends for every prepared statement it runs).
+fn raw_cycle(out: &mut bytes::BytesMut, statement: &str, result_formats: Vec<i16>, describe: bool) {
+    use pgseal_proxy::pgseal_wire::frontend::{Bind, Describe, Execute, TargetKind};
     Bind {
         portal: String::new(),
         statement: statement.to_owned(),
@@ -87,6 +93,14 @@ fn raw_execute(out: &mut bytes::BytesMut, statement: &str, result_formats: Vec<i
     }
     .encode(out)
     .expect("bind");
+    if describe {
+        Describe {
+            kind: TargetKind::Portal,
+            name: String::new(),
+        }
+        .encode(out)
+        .expect("describe");
+    }
     Execute {
         portal: String::new(),
         max_rows: 0,
@@ -1049,51 +1063,25 @@ async fn binds_sharing_a_plan_still_check_plain_bytea_in_their_own_format() {
     }
 }
 
-/// libpq describes every portal it runs. Each execution of a statement whose `Bind`s share a
-/// plan gets the description of its own formats with the encrypted columns shown as their
-/// logical types, whether the proxy rewrites the server's description afresh or repeats the
-/// one it rewrote for the same bytes before.
+/// libpq describes every portal it runs. Each execution of a statement gets the description
+/// of its own formats with the encrypted columns shown as their logical types, rewritten from
+/// the server's, which describes the binary columns the proxy asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_portal_description_shows_the_logical_types() {
     use bytes::BytesMut;
     use pgseal_proxy::pgseal_wire::backend::{DataRow, RowDescription};
-    use pgseal_proxy::pgseal_wire::frontend::{Bind, Describe, Execute, TargetKind};
 
     let (_env, mut stream) = one_row_and_raw_session().await;
-    let describe_and_execute = |out: &mut BytesMut, format: i16| {
-        Bind {
-            portal: String::new(),
-            statement: "s".to_owned(),
-            param_formats: Vec::new(),
-            params: Vec::new(),
-            result_formats: vec![format],
-        }
-        .encode(out)
-        .expect("bind");
-        Describe {
-            kind: TargetKind::Portal,
-            name: String::new(),
-        }
-        .encode(out)
-        .expect("describe");
-        Execute {
-            portal: String::new(),
-            max_rows: 0,
-        }
-        .encode(out)
-        .expect("execute");
-        out.extend_from_slice(&common::raw::message(b'S', &[]));
-    };
     // The first cycle alone: the proxy learns the statement's columns from it, so the `Bind`s
-    // after it ask the server for the encrypted columns in binary and share plans.
+    // after it ask the server for the encrypted columns in binary.
     let mut out = BytesMut::new();
     raw_parse(&mut out, "s", "SELECT t, i4, id FROM people WHERE id = 1");
-    describe_and_execute(&mut out, 0);
+    raw_cycle(&mut out, "s", vec![0], true);
     let mut cycles = run_cycles(&mut stream, &out, 1).await;
     let formats = [0i16, 0, 0, 1, 1, 0, 0];
     let mut out = BytesMut::new();
     for format in &formats[1..] {
-        describe_and_execute(&mut out, *format);
+        raw_cycle(&mut out, "s", vec![*format], true);
     }
     cycles.extend(run_cycles(&mut stream, &out, formats.len() - 1).await);
     for (cycle, format) in cycles.iter().zip(formats) {
