@@ -54,6 +54,18 @@ fn check_borrowed_readers(body: &Bytes) {
             assert!(head
                 .result_formats()
                 .eq(bind.result_formats.iter().copied()));
+            // Swapping the result formats in place writes what re-encoding would.
+            for formats in [&[][..], &[1], &[1, 0, 1]] {
+                let mut spliced = BytesMut::new();
+                let mut encoded = BytesMut::new();
+                let swapped = head.encode_with_result_formats(formats, &mut spliced);
+                let with_formats = Bind {
+                    result_formats: formats.to_vec(),
+                    ..bind.clone()
+                };
+                assert_eq!(swapped, with_formats.encode(&mut encoded));
+                assert_eq!(spliced, encoded);
+            }
         }
         (Err(a), Err(b)) => assert_eq!(a, b),
         (head, bind) => panic!("Bind: in place {head:?}, decoded {bind:?}"),

@@ -80,6 +80,10 @@ enum ColPlan {
 struct ResultPlan {
     catalog: HeldCatalog,
     cols: Vec<ColPlan>,
+    /// The last portal description rewritten for this plan: (as received, as sent). A shared
+    /// plan serves a portal per execution, and libpq describes each one; the server sends
+    /// the same description each time, so it is rewritten once.
+    portal_description: OnceLock<(Bytes, Frame)>,
 }
 
 impl ResultPlan {
@@ -106,7 +110,11 @@ impl ResultPlan {
                 },
             )
             .collect();
-        Self { catalog, cols }
+        Self {
+            catalog,
+            cols,
+            portal_description: OnceLock::new(),
+        }
     }
 
     fn passthrough(&self) -> bool {
@@ -247,10 +255,10 @@ struct Statement {
     invalidates_schema: bool,
     /// The result columns, once a `Describe` of the statement told them (empty: no rows).
     fields: Option<Vec<FieldDescription>>,
-    /// The result plan of its last `Bind` that needed no change (no encrypted result column),
-    /// with that `Bind`'s result formats: the next `Bind` asking for the same formats under
-    /// the same catalog shares it instead of building its own (a `Bind` per execution).
-    last_plan: Option<(Arc<[i16]>, PlanSlot)>,
+    /// The result plan its last `Bind` built: the next `Bind` asking for the same result
+    /// formats under the same catalog shares it instead of building its own (drivers send a
+    /// `Bind` per execution).
+    last_plan: Option<SharedPlan>,
     /// What it was prepared from, to prepare it again after a column migration (cutover.rs).
     origin: cutover::Origin,
     /// What its text does to tracked settings: done each time a portal of it is executed,
@@ -259,19 +267,41 @@ struct Statement {
 }
 
 impl Statement {
-    /// The result plan of its last plain `Bind` and that `Bind`'s formats, if a `Bind` asking
-    /// for `formats` under `catalog` may share it.
+    /// The result plan of its last `Bind`, if a `Bind` asking for `formats` under `catalog`
+    /// may share it.
     fn shared_plan(
         &self,
         formats: impl IntoIterator<Item = i16>,
         catalog: &HeldCatalog,
-    ) -> Option<(&Arc<[i16]>, &PlanSlot)> {
-        let (last_formats, slot) = self.last_plan.as_ref()?;
-        let same_catalog = slot
+    ) -> Option<&SharedPlan> {
+        let shared = self.last_plan.as_ref()?;
+        let same_catalog = shared
+            .slot
             .get()
             .is_some_and(|plan| Arc::ptr_eq(&plan.catalog, catalog));
-        (same_catalog && last_formats.iter().copied().eq(formats)).then_some((last_formats, slot))
+        (same_catalog && shared.client_formats.iter().copied().eq(formats)).then_some(shared)
     }
+}
+
+/// A result plan a `Bind` built, kept on its statement for the next `Bind`s.
+#[derive(Debug)]
+struct SharedPlan {
+    /// The result formats the client asked for.
+    client_formats: Arc<[i16]>,
+    slot: PlanSlot,
+    /// The result formats the server is asked for in their place, when they differ: encrypted
+    /// columns are fetched in binary.
+    server_formats: Option<Arc<[i16]>>,
+}
+
+/// What became of a `Bind` that may share its statement's last plan.
+enum BindShare {
+    /// The statement has no plan to share with it: it is planned in full.
+    NotShared,
+    /// Shared; the `Bind` goes to the server as it came.
+    AsSent,
+    /// Shared; the `Bind` goes with the result formats the plan fetches in.
+    Rewritten(Frame),
 }
 
 /// Where a portal's result plan lands once known (at `Bind`, or from a `Describe`).
@@ -1136,21 +1166,28 @@ impl EncryptHook {
     /// prepared statement): it shares that `Bind`'s result plan and goes on unchanged, read in
     /// place rather than decoded. `false`: not such a `Bind`, for [`Self::on_bind`] to handle;
     /// nothing has been recorded then.
-    fn bind_sharing_plan(&mut self, frame: &Frame) -> Result<bool, ErrorFields> {
+    fn bind_sharing_plan(&mut self, frame: &Frame) -> Result<BindShare, ErrorFields> {
         let head = Bind::head_of(&frame.body).map_err(protocol)?;
         let catalog = self.catalog()?;
         let Some(statement) = self.statements.get(head.statement) else {
-            return Ok(false);
+            return Ok(BindShare::NotShared);
         };
         if !statement.params.is_empty() || !statement.appended.is_empty() {
-            return Ok(false);
+            return Ok(BindShare::NotShared);
         }
-        let Some((formats, slot)) = statement.shared_plan(head.result_formats(), &catalog) else {
-            return Ok(false);
+        let Some(shared) = statement.shared_plan(head.result_formats(), &catalog) else {
+            return Ok(BindShare::NotShared);
+        };
+        // Built before anything is recorded, so that a failure leaves no portal behind.
+        let share = match &shared.server_formats {
+            None => BindShare::AsSent,
+            Some(formats) => {
+                BindShare::Rewritten(build(|buf| head.encode_with_result_formats(formats, buf))?)
+            }
         };
         let portal = Portal {
-            slot: Arc::clone(slot),
-            client_formats: Arc::clone(formats),
+            slot: Arc::clone(&shared.slot),
+            client_formats: Arc::clone(&shared.client_formats),
             invalidates_schema: statement.invalidates_schema,
             // The statement's columns are known (it has a plan): nothing to learn from a
             // `Describe` of the portal.
@@ -1162,12 +1199,14 @@ impl EncryptHook {
             self.portals.insert(head.portal, portal);
         }
         self.expect.push_back(Expect::BindComplete);
-        Ok(true)
+        Ok(share)
     }
 
     fn on_bind(&mut self, frame: Frame) -> Result<FrontendVerdict, ErrorFields> {
-        if self.bind_sharing_plan(&frame)? {
-            return Ok(FrontendVerdict::Forward(frame));
+        match self.bind_sharing_plan(&frame)? {
+            BindShare::NotShared => {}
+            BindShare::AsSent => return Ok(FrontendVerdict::Forward(frame)),
+            BindShare::Rewritten(bind) => return Ok(FrontendVerdict::Replace(vec![bind])),
         }
         let mut bind = Bind::decode(&frame.body).map_err(protocol)?;
         self.copy.on_bind(&bind.statement, &bind.portal);
@@ -1292,12 +1331,20 @@ impl EncryptHook {
         let controls = statement.map(|s| s.controls.clone()).unwrap_or_default();
         let reusable = statement
             .and_then(|s| s.shared_plan(bind.result_formats.iter().copied(), &catalog))
-            .map(|(_, slot)| Arc::clone(slot));
+            .map(|shared| (Arc::clone(&shared.slot), shared.server_formats.clone()));
         let mut slot = PlanSlot::default();
         let mut inject = None;
-        let mut remember = false;
+        let mut remember = None;
         match statement.and_then(|s| s.fields.as_ref()) {
-            Some(_) if reusable.is_some() => slot = reusable.unwrap_or_default(),
+            Some(_) if reusable.is_some() => {
+                if let Some((shared, server_formats)) = reusable {
+                    slot = shared;
+                    if let Some(formats) = server_formats {
+                        bind.result_formats = formats.to_vec();
+                        changed = true;
+                    }
+                }
+            }
             Some(fields) => {
                 let client_binary =
                     |i: usize| bind.result_format(i).is_ok_and(|f| f == Format::Binary);
@@ -1317,7 +1364,7 @@ impl EncryptHook {
                     .iter()
                     .any(|c| matches!(c, ColPlan::Encrypted { .. }))
                 {
-                    let formats: Vec<i16> = plan
+                    let formats: Arc<[i16]> = plan
                         .cols
                         .iter()
                         .enumerate()
@@ -1326,10 +1373,11 @@ impl EncryptHook {
                             _ => i16::from(client_binary(i)),
                         })
                         .collect();
-                    bind.result_formats = formats;
+                    bind.result_formats = formats.to_vec();
                     changed = true;
+                    remember = Some(Some(formats));
                 } else {
-                    remember = true;
+                    remember = Some(None);
                 }
                 // Set once, on a fresh slot.
                 let _ = slot.set(Arc::new(plan));
@@ -1344,9 +1392,13 @@ impl EncryptHook {
                 })?);
             }
         }
-        if remember {
+        if let Some(server_formats) = remember {
             if let Some(statement) = self.statements.get_mut(&bind.statement) {
-                statement.last_plan = Some((Arc::clone(&client_formats), Arc::clone(&slot)));
+                statement.last_plan = Some(SharedPlan {
+                    client_formats: Arc::clone(&client_formats),
+                    slot: Arc::clone(&slot),
+                    server_formats,
+                });
             }
         }
         if bind.portal.is_empty() || !self.portals.contains_key(&bind.portal) {
@@ -1612,13 +1664,24 @@ impl EncryptHook {
             return self.on_simple_row_description(frame, catalog);
         }
         if let Some(Expect::DescribePortal { slot, .. }) = self.expect.front() {
-            if slot.get().is_some_and(|plan| plan.passthrough()) {
-                // The `Bind` already planned these columns, and none needs rewriting: the
-                // description goes as it is, undecoded (libpq describes every portal it runs).
+            // The `Bind` already planned these columns (libpq describes every portal it runs):
+            // when none needs rewriting, the description goes as it is, undecoded; when this
+            // plan rewrote the same description before, the result is sent again.
+            let known = slot.get().and_then(|plan| {
+                if plan.passthrough() {
+                    Some(frame.clone())
+                } else {
+                    plan.portal_description
+                        .get()
+                        .filter(|(received, _)| *received == frame.body)
+                        .map(|(_, sent)| sent.clone())
+                }
+            });
+            if let Some(sent) = known {
                 return Ok(if self.take_describe(None) {
                     BackendVerdict::Replace(Vec::new())
                 } else {
-                    BackendVerdict::Forward(frame)
+                    BackendVerdict::Forward(sent)
                 });
             }
         }
@@ -1662,6 +1725,10 @@ impl EncryptHook {
                     return Ok(BackendVerdict::Forward(frame));
                 }
                 plan.rewrite_fields(&mut description.fields, false);
+                let sent = build(|buf| description.encode(buf))?;
+                // Kept for the plan's next portals; a plan keeps the first it rewrote.
+                let _ = plan.portal_description.set((frame.body, sent.clone()));
+                return Ok(BackendVerdict::Replace(vec![sent]));
             }
             // Handled above, before decoding.
             _ => return self.on_simple_row_description(frame, catalog),

@@ -48,6 +48,8 @@ pub struct BindHead<'a> {
     pub statement: &'a str,
     /// Number of parameter values.
     pub params: usize,
+    /// The body up to the result format codes: names, parameter formats and values.
+    before_results: &'a [u8],
     /// The result format codes as sent: two bytes each, big-endian.
     result_formats: &'a [u8],
 }
@@ -58,6 +60,25 @@ impl BindHead<'_> {
         self.result_formats
             .chunks_exact(2)
             .map(|code| i16::from_be_bytes([code[0], code[1]]))
+    }
+
+    /// Appends this `Bind` (tag, length, body) to `dst` with `formats` as its result format
+    /// codes: names and parameters copied as they are, without decoding the values. For a
+    /// layer that only changes the formats it fetches results in.
+    ///
+    /// # Errors
+    /// [`WireError::TooManyValues`] for over 65535 codes, [`WireError::MessageTooLarge`];
+    /// `dst` is unchanged then.
+    pub fn encode_with_result_formats(
+        &self,
+        formats: &[i16],
+        dst: &mut BytesMut,
+    ) -> Result<(), WireError> {
+        dst.reserve(1 + 4 + self.before_results.len() + 2 + 2 * formats.len());
+        write_message(dst, Some(Bind::TAG), |dst| {
+            dst.extend_from_slice(self.before_results);
+            put_formats(dst, RESULT_FORMATS, formats)
+        })
     }
 }
 
@@ -80,6 +101,7 @@ impl Bind {
         for _ in 0..params {
             r.skip_value("Bind.params")?;
         }
+        let before_results = &body[..body.len() - r.remaining()];
         let results = r.count(RESULT_FORMATS, 2)?;
         let result_formats = r.raw(RESULT_FORMATS, 2 * results)?;
         r.finish("Bind")?;
@@ -88,6 +110,7 @@ impl Bind {
             portal,
             statement,
             params,
+            before_results,
             result_formats,
         })
     }
