@@ -41,6 +41,9 @@ pub struct Keyring {
     database: String,
     columns: Vec<SealedColumn>,
     by_id: HashMap<u32, usize>,
+    /// The registered columns and the stored (wrapped) keys it was built from: nothing
+    /// secret, they are what the database holds.
+    source: (Vec<EncryptedColumn>, Vec<StoredDataKey>),
 }
 
 /// A data key created by [`ensure_data_keys`].
@@ -286,6 +289,7 @@ impl Keyring {
             }
         }
 
+        let source = (declared.clone(), stored);
         let mut columns = Vec::new();
         for column in declared {
             let Some(column_id) = column.column_id else {
@@ -331,7 +335,15 @@ impl Keyring {
             database,
             columns,
             by_id,
+            source,
         })
+    }
+
+    /// Whether `other` was built from the same registered columns and stored keys (wrapped
+    /// key, version and state of each). Unwrapped from the same rows, the two hold the same
+    /// keys in the same states, so a holder of this one may keep it instead of `other`.
+    pub fn same_source(&self, other: &Keyring) -> bool {
+        self.database == other.database && self.source == other.source
     }
 
     /// The database these keys belong to.

@@ -186,7 +186,7 @@ impl TableRef {
 }
 
 /// One column of a [`TableRef`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ColumnRef {
     /// Column name (exact, as stored in the catalog).
     pub name: String,

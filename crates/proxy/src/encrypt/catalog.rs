@@ -45,7 +45,7 @@ pub(crate) struct ColumnCrypto {
 }
 
 /// One relation (table, view, ...) as the analysis sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Relation {
     schema: String,
     name: String,
@@ -68,7 +68,7 @@ pub(crate) struct DbCatalog {
 }
 
 /// A table whose column is being migrated, as the cutover hold sees it (`cutover.rs`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MigratingTable {
     /// Lower-cased names of the table and of the views that depend on it: a statement whose
     /// text names none of them does not touch the table.
@@ -97,6 +97,40 @@ impl std::fmt::Debug for DbCatalog {
 }
 
 impl DbCatalog {
+    /// Whether `other` knows exactly what this catalog knows: the same relations, encrypted
+    /// columns, keys and migrations. The loader then keeps publishing this one, so that
+    /// sessions keep the analyses and plans they made with it (a new catalog empties them).
+    fn same_as(&self, other: &DbCatalog) -> bool {
+        let same_keys = match (&self.keyring, &other.keyring) {
+            (None, None) => true,
+            (Some(mine), Some(theirs)) => mine.same_source(theirs),
+            _ => false,
+        };
+        // Destructured so that a field added later cannot be forgotten here.
+        let DbCatalog {
+            database,
+            relations,
+            by_name,
+            system_names,
+            encrypted_names,
+            encrypted,
+            keyring: _,
+            by_bare_name,
+            migrating,
+        } = self;
+        same_keys
+            && *database == other.database
+            && *relations == other.relations
+            && *by_name == other.by_name
+            && *system_names == other.system_names
+            && *encrypted_names == other.encrypted_names
+            && *encrypted == other.encrypted
+            && *by_bare_name == other.by_bare_name
+            // A pending cutover's deadline is an instant of this load: a catalog with one
+            // is never the same as another.
+            && *migrating == other.migrating
+    }
+
     /// The encrypted column a result field with this origin carries, if any.
     pub(crate) fn encrypted_column(&self, table_oid: u32, attnum: i16) -> Option<&ColumnCrypto> {
         self.encrypted.get(&(table_oid, attnum))
@@ -289,6 +323,16 @@ impl SnapshotView {
 
     fn hold(&mut self) {
         self.held = match &self.current.state {
+            // The same catalog published again (a reload that found nothing changed): the
+            // handle stays, and with it the plans the session made with it.
+            SnapshotState::Ready(catalog)
+                if self
+                    .held
+                    .as_ref()
+                    .is_some_and(|held| Arc::ptr_eq(held.as_ref(), catalog)) =>
+            {
+                self.held.take()
+            }
             SnapshotState::Ready(catalog) => Some(Arc::new(Arc::clone(catalog))),
             SnapshotState::Loading | SnapshotState::Failed(_) => None,
         };
@@ -631,12 +675,18 @@ async fn loader(
         };
         let generation = handle.requested.load(Ordering::SeqCst);
         let state = match catalogs.load(&mut client, &database, Some(&handle)).await {
-            Ok(catalog) => {
-                debug!(database, "encryption catalog loaded");
-                let catalog = Arc::new(catalog);
-                last_good = Some(Arc::clone(&catalog));
-                SnapshotState::Ready(catalog)
-            }
+            Ok(catalog) => match last_good.as_ref().filter(|old| old.same_as(&catalog)) {
+                Some(unchanged) => {
+                    debug!(database, "encryption catalog reloaded, unchanged");
+                    SnapshotState::Ready(Arc::clone(unchanged))
+                }
+                None => {
+                    debug!(database, "encryption catalog loaded");
+                    let catalog = Arc::new(catalog);
+                    last_good = Some(Arc::clone(&catalog));
+                    SnapshotState::Ready(catalog)
+                }
+            },
             Err(error) => {
                 warn!(database, %error, "cannot load the encryption catalog");
                 match &last_good {
@@ -844,13 +894,7 @@ async fn load_snapshot(
     } else {
         HashMap::new()
     };
-    let mut by_bare_name: HashMap<String, Vec<u32>> = HashMap::new();
-    for (oid, relation) in &relations {
-        by_bare_name
-            .entry(relation.name.to_lowercase())
-            .or_default()
-            .push(*oid);
-    }
+    let by_bare_name = bare_name_index(&relations);
 
     let encrypted_names = relations
         .values()
@@ -919,6 +963,22 @@ async fn load_migrating(client: &Client) -> Result<HashMap<u32, MigratingTable>,
         );
     }
     Ok(migrating)
+}
+
+/// Relation OIDs by lower-cased name, each list in OID order: built from a map whose order
+/// changes from load to load, and compared between loads ([`DbCatalog::same_as`]).
+fn bare_name_index(relations: &HashMap<u32, Relation>) -> HashMap<String, Vec<u32>> {
+    let mut by_bare_name: HashMap<String, Vec<u32>> = HashMap::new();
+    for (oid, relation) in relations {
+        by_bare_name
+            .entry(relation.name.to_lowercase())
+            .or_default()
+            .push(*oid);
+    }
+    for oids in by_bare_name.values_mut() {
+        oids.sort_unstable();
+    }
+    by_bare_name
 }
 
 /// Maps each view column of a pgseal domain type to the encrypted columns it may come from:
@@ -1049,6 +1109,144 @@ mod tests {
         })
     }
 
+    /// A catalog with one table `public.people (id, secret)`, `secret` encrypted.
+    fn people_catalog() -> DbCatalog {
+        let secret = EncryptedColumnInfo {
+            column_id: 7,
+            qualified_name: "public.people.secret".to_owned(),
+            logical_type: LogicalType::Text,
+            searchable: false,
+        };
+        let columns = vec![
+            ColumnRef {
+                name: "id".to_owned(),
+                attnum: 1,
+                encrypted: None,
+            },
+            ColumnRef {
+                name: "secret".to_owned(),
+                attnum: 2,
+                encrypted: Some(secret),
+            },
+        ];
+        let relation = Relation {
+            schema: "public".to_owned(),
+            name: "people".to_owned(),
+            columns,
+        };
+        DbCatalog {
+            database: "app".to_owned(),
+            relations: HashMap::from([(16_384, relation)]),
+            by_name: HashMap::from([(("public".to_owned(), "people".to_owned()), 16_384)]),
+            system_names: HashSet::from(["pg_class".to_owned()]),
+            encrypted_names: HashSet::from(["people".to_owned()]),
+            encrypted: HashMap::from([(
+                (16_384, 2),
+                ColumnCrypto {
+                    qualified_name: "public.people.secret".to_owned(),
+                    logical_type: LogicalType::Text,
+                    column_ids: vec![7],
+                },
+            )]),
+            keyring: None,
+            by_bare_name: HashMap::from([("people".to_owned(), vec![16_384])]),
+            migrating: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn relations_of_one_name_are_listed_in_the_same_order_by_every_load() {
+        // Two loads of the same relations fill their maps in different orders.
+        let load = || -> HashMap<u32, Relation> {
+            (0..16)
+                .map(|i| {
+                    let relation = Relation {
+                        schema: format!("tenant{i}"),
+                        name: if i % 2 == 0 { "Users" } else { "users" }.to_owned(),
+                        columns: Vec::new(),
+                    };
+                    (16_384 + i, relation)
+                })
+                .collect()
+        };
+        let first = bare_name_index(&load());
+        assert_eq!(first["users"], (16_384..16_400).collect::<Vec<u32>>());
+        for _ in 0..8 {
+            assert_eq!(bare_name_index(&load()), first);
+        }
+    }
+
+    #[test]
+    fn only_a_catalog_that_knows_exactly_the_same_is_the_same() {
+        let old = people_catalog();
+        assert!(
+            old.same_as(&people_catalog()),
+            "a reload with nothing changed"
+        );
+
+        type Change = fn(&mut DbCatalog);
+        let changes: [(&str, Change); 8] = [
+            ("a column renamed", |c| {
+                if let Some(r) = c.relations.get_mut(&16_384) {
+                    r.columns[1].name = "secret2".to_owned();
+                }
+            }),
+            ("a column no longer encrypted", |c| {
+                if let Some(r) = c.relations.get_mut(&16_384) {
+                    r.columns[1].encrypted = None;
+                }
+            }),
+            ("another column id", |c| {
+                if let Some(e) = c.encrypted.get_mut(&(16_384, 2)) {
+                    e.column_ids = vec![8];
+                }
+            }),
+            ("a table recreated under a new OID", |c| {
+                c.by_name
+                    .insert(("public".to_owned(), "people".to_owned()), 16_390);
+            }),
+            ("a new system name", |c| {
+                c.system_names.insert("pg_proc".to_owned());
+            }),
+            ("a new encrypted table name", |c| {
+                c.encrypted_names.insert("orders".to_owned());
+            }),
+            ("a new relation name", |c| {
+                c.by_bare_name.insert("orders".to_owned(), vec![16_400]);
+            }),
+            ("a migration started", |c| {
+                c.migrating.insert(
+                    16_384,
+                    MigratingTable {
+                        names: vec!["people".to_owned()],
+                        cutover_until: None,
+                    },
+                );
+            }),
+        ];
+        for (what, change) in changes {
+            let mut new = people_catalog();
+            change(&mut new);
+            assert!(!old.same_as(&new), "{what}");
+            assert!(!new.same_as(&old), "{what}, compared the other way");
+        }
+
+        // A pending cutover's deadline is an instant of its own load: never the same.
+        let with_cutover = |until| {
+            let mut c = people_catalog();
+            c.migrating.insert(
+                16_384,
+                MigratingTable {
+                    names: vec!["people".to_owned()],
+                    cutover_until: Some(until),
+                },
+            );
+            c
+        };
+        let now = Instant::now();
+        assert!(!with_cutover(now).same_as(&with_cutover(now + Duration::from_millis(1))));
+    }
+
     #[test]
     fn a_session_sees_each_published_catalog_through_a_handle_of_its_own() {
         let (publish, snapshot) = watch::channel(Snapshot {
@@ -1079,16 +1277,30 @@ mod tests {
             "taking a handle leaves the published catalog's count alone"
         );
 
-        let second = empty_catalog();
+        // A reload that found nothing changed publishes the same catalog again: the session
+        // sees the newer generation and keeps its handle (and with it its plans).
         publish.send_replace(Snapshot {
             generation: 2,
+            state: SnapshotState::Ready(Arc::clone(&first)),
+        });
+        let republished = view.catalog().ok().expect("ready");
+        assert!(Arc::ptr_eq(&held, &republished), "the same handle");
+        assert_eq!(view.current().generation, 2);
+
+        let second = empty_catalog();
+        publish.send_replace(Snapshot {
+            generation: 3,
             state: SnapshotState::Ready(Arc::clone(&second)),
         });
         let newer = view.catalog().ok().expect("ready");
         assert!(Arc::ptr_eq(newer.as_ref(), &second));
+        assert!(
+            !Arc::ptr_eq(&held, &newer),
+            "a new handle for a new catalog"
+        );
 
         publish.send_replace(Snapshot {
-            generation: 3,
+            generation: 4,
             state: SnapshotState::Failed(Arc::from("no connection")),
         });
         assert!(matches!(
