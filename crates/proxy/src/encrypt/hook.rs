@@ -80,7 +80,7 @@ enum ColPlan {
 struct ResultPlan {
     catalog: HeldCatalog,
     cols: Vec<ColPlan>,
-    /// The last portal description rewritten for this plan: (as received, as sent). A shared
+    /// The first portal description rewritten for this plan: (as received, as sent). A shared
     /// plan serves a portal per execution, and libpq describes each one; the server sends
     /// the same description each time, so it is rewritten once.
     portal_description: OnceLock<(Bytes, Frame)>,
@@ -1163,9 +1163,10 @@ impl EncryptHook {
 
     /// A `Bind` of a statement with no parameter to encrypt, asking for the result formats of
     /// the statement's last `Bind` under the same catalog (nearly every execution of a
-    /// prepared statement): it shares that `Bind`'s result plan and goes on unchanged, read in
-    /// place rather than decoded. `false`: not such a `Bind`, for [`Self::on_bind`] to handle;
-    /// nothing has been recorded then.
+    /// prepared statement): it shares that `Bind`'s result plan and is read in place rather
+    /// than decoded. It goes on unchanged, or with the plan's result formats when the plan
+    /// fetches encrypted columns in binary. [`BindShare::NotShared`]: not such a `Bind`, for
+    /// [`Self::on_bind`] to handle; nothing has been recorded then.
     fn bind_sharing_plan(&mut self, frame: &Frame) -> Result<BindShare, ErrorFields> {
         let head = Bind::head_of(&frame.body).map_err(protocol)?;
         let catalog = self.catalog()?;
