@@ -1668,21 +1668,22 @@ impl EncryptHook {
             // The `Bind` already planned these columns (libpq describes every portal it runs):
             // when none needs rewriting, the description goes as it is, undecoded; when this
             // plan rewrote the same description before, the result is sent again.
+            // `Some(None)`: forwarded as it came; `Some(Some(sent))`: replaced by `sent`.
             let known = slot.get().and_then(|plan| {
                 if plan.passthrough() {
-                    Some(frame.clone())
+                    Some(None)
                 } else {
                     plan.portal_description
                         .get()
                         .filter(|(received, _)| *received == frame.body)
-                        .map(|(_, sent)| sent.clone())
+                        .map(|(_, sent)| Some(sent.clone()))
                 }
             });
             if let Some(sent) = known {
                 return Ok(if self.take_describe(None) {
                     BackendVerdict::Replace(Vec::new())
                 } else {
-                    BackendVerdict::Forward(sent)
+                    BackendVerdict::Forward(sent.unwrap_or(frame))
                 });
             }
         }
