@@ -1335,18 +1335,18 @@ impl EncryptHook {
             .map(|shared| (Arc::clone(&shared.slot), shared.server_formats.clone()));
         let mut slot = PlanSlot::default();
         let mut inject = None;
+        // `Some(server_formats)`: the plan built here is kept on the statement for its next
+        // `Bind`s, with the result formats the server is asked for when they differ.
         let mut remember = None;
-        match statement.and_then(|s| s.fields.as_ref()) {
-            Some(_) if reusable.is_some() => {
-                if let Some((shared, server_formats)) = reusable {
-                    slot = shared;
-                    if let Some(formats) = server_formats {
-                        bind.result_formats = formats.to_vec();
-                        changed = true;
-                    }
+        match (statement.and_then(|s| s.fields.as_ref()), reusable) {
+            (Some(_), Some((shared, server_formats))) => {
+                slot = shared;
+                if let Some(formats) = server_formats {
+                    bind.result_formats = formats.to_vec();
+                    changed = true;
                 }
             }
-            Some(fields) => {
+            (Some(fields), None) => {
                 let client_binary =
                     |i: usize| bind.result_format(i).is_ok_and(|f| f == Format::Binary);
                 let plan = ResultPlan::new(
@@ -1383,7 +1383,7 @@ impl EncryptHook {
                 // Set once, on a fresh slot.
                 let _ = slot.set(Arc::new(plan));
             }
-            None => {
+            (None, _) => {
                 inject = Some(build(|buf| {
                     Describe {
                         kind: TargetKind::Portal,
